@@ -1,0 +1,281 @@
+"""``sparkle-bench``: evaluate background-replacement models on Sparkle-Bench, OpenVE-Bench or the demo bench.
+
+Stages (each reads the previous stage's files, so any can be re-run alone):
+``infer`` (model -> edited videos), ``score`` (videos -> samples.jsonl), ``table`` (-> summary.csv);
+``eval`` runs all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from .log import console
+
+DEFAULT_RUNS = Path("runs")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _bench_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("bench")
+    group.add_argument("--bench", default="demo", help="'demo', a Sparkle-Bench folder, or an OpenVE-Bench CSV (default: demo)")
+    group.add_argument("--themes", type=_csv_list, help="comma-separated themes")
+    group.add_argument("--ids", type=_csv_list, help="comma-separated sample ids")
+    group.add_argument("--limit", type=int, help="at most N samples, stratified by theme, deterministic")
+    group.add_argument("--subset", help="a named subset from data_manifests/subsets (e.g. smoke)")
+    group.add_argument("--masks", type=Path, help="folder of foreground masks ({theme}/{id}.npz or {id}.npz)")
+
+
+def _run_args(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
+    parser.add_argument("--model", required=model_required, help="adapter: identity, still-composite, precomputed:DIR, kiwi-edit, ... (see `ls models`)")
+    parser.add_argument("--run-name", help="folder under --runs-dir (default: <bench>-<model>)")
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
+    parser.add_argument("--shard", help="i/N: this process's share (default: RANK/WORLD_SIZE from torchrun)")
+
+
+def _score_args(parser: argparse.ArgumentParser) -> None:
+    from .metrics import DEFAULT_METRICS
+
+    parser.add_argument("--metrics", type=_csv_list, default=list(DEFAULT_METRICS), help=f"comma-separated (default: {','.join(DEFAULT_METRICS)})")
+    parser.add_argument("--work-height", type=int, default=288, help="frames are scored at this height (default 288)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing (for CI gates)")
+
+
+def load_selected_bench(args: argparse.Namespace):
+    from .bench import open_bench, select
+    from .subsets import apply_subset
+
+    bench = open_bench(args.bench, args.themes)
+    if args.masks:
+        bench = dataclasses.replace(bench, masks_dir=args.masks.resolve())
+    if args.subset:
+        bench = apply_subset(bench, args.subset)
+    if args.ids or args.limit is not None:
+        bench = select(bench, ids=args.ids, limit=args.limit)
+    return bench
+
+
+def _prepare(args: argparse.Namespace):
+    from .models import load_model
+    from .runner import parse_shard
+    from .runs import default_run_name, open_run
+
+    bench = load_selected_bench(args)
+    adapter = load_model(args.model)
+    run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec))
+    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+    open_run(run_dir, bench, adapter.spec, arguments)
+    adapter.setup(bench)
+    return bench, adapter, run_dir, parse_shard(args.shard)
+
+
+def _infer(bench, adapter, run_dir: Path, shard) -> None:
+    from .runner import run_inference
+
+    if not adapter.generates:
+        return
+    log = run_dir / ("inference.jsonl" if shard == (0, 1) else f"inference.shard{shard[0]}of{shard[1]}.jsonl")
+    report = run_inference(bench, adapter, run_dir / "outputs", log, shard)
+    console.print(f"inference: {report.generated} generated, {report.cached} already there, {report.failed} failed")
+
+
+def _outputs(adapter, run_dir: Path) -> Path:
+    return run_dir / "outputs"
+
+
+def _score(bench, adapter, run_dir: Path, shard, args) -> None:
+    from .metrics import load_metrics
+    from .runner import run_scoring
+
+    counts = run_scoring(bench, adapter, _outputs(adapter, run_dir), run_dir, load_metrics(args.metrics), args.work_height, shard)
+    console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
+
+
+def _table(bench, model: str, run_dir: Path, strict: bool = False) -> int:
+    from .tables import run_records, summarize, write_table
+
+    table = summarize(bench, run_records(run_dir), model)
+    write_table(table, run_dir / "summary.csv")
+    print_table(table, f"{run_dir}/summary.csv")
+    bad = int(table.loc[table["theme"] == "MACRO", ["n_failed", "n_missing"]].sum(axis=1).iloc[0])
+    return 3 if strict and bad else 0
+
+
+def print_table(table, title: str) -> None:
+    """A readable view of a summary or leaderboard (the CSV holds every column)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    hidden = {"bench", "source"} if table["bench"].nunique() == 1 and table["source"].nunique() == 1 else set()
+    if table["model"].nunique() == 1:
+        hidden.add("model")
+    view = Table(title=title)
+    columns = [c for c in table.columns if c not in hidden]
+    for column in columns:
+        view.add_column(column.replace("judge_", "j_"), justify="left" if table[column].dtype == object else "right")
+    for row in table[columns].itertuples(index=False):
+        view.add_row(*["" if isinstance(v, float) and v != v else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
+    Console(width=max(console.width, 160)).print(view)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    bench, adapter, run_dir, shard = _prepare(args)
+    _infer(bench, adapter, run_dir, shard)
+    _score(bench, adapter, run_dir, shard, args)
+    if shard != (0, 1):
+        console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: sparkle-bench table {run_dir}")
+        return 0
+    return _table(bench, adapter.spec, run_dir, args.strict)
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    bench, adapter, run_dir, shard = _prepare(args)
+    _infer(bench, adapter, run_dir, shard)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    bench, adapter, run_dir, shard = _prepare(args)
+    _score(bench, adapter, run_dir, shard, args)
+    return 0 if shard != (0, 1) else _table(bench, adapter.spec, run_dir, args.strict)
+
+
+def bench_of_run(run_dir: Path):
+    """The bench selection a run was made on, from its provenance."""
+    from .bench import open_bench, select
+    from .runs import PROVENANCE_FILE
+
+    provenance = json.loads((run_dir / PROVENANCE_FILE).read_text())
+    spec = "demo" if provenance["bench"] == "demo" else provenance["bench_root"]
+    if provenance["bench"] == "openve":
+        spec = provenance["arguments"]["bench"]
+    return select(open_bench(spec), ids=provenance["sample_ids"]), provenance
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    bench, provenance = bench_of_run(args.run)
+    return _table(bench, provenance["model"], args.run)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .tables import merge_leaderboard, write_table
+
+    tables = []
+    for run in args.runs:
+        path = run / "summary.csv" if run.is_dir() else run
+        if not path.is_file():
+            console.print(f"[red]error[/]: {path} not found (run `sparkle-bench table {run}` first)")
+            return 2
+        tables.append(pd.read_csv(path))
+    for name in args.published or []:
+        tables.append(pd.read_csv(Path(__file__).resolve().parent.parent / "leaderboards" / f"{name}.csv"))
+    board = merge_leaderboard(tables, "all" if args.all_themes else "MACRO")
+    if args.csv:
+        write_table(board, args.csv)
+        console.print(f"wrote {args.csv}")
+    print_table(board.dropna(axis=1, how="all"), "leaderboard")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        from .models import MODELS as registry
+    elif args.what == "metrics":
+        from .metrics import METRICS as registry
+    else:
+        from .subsets import subset_names
+
+        print("\n".join(subset_names()))
+        return 0
+    print("\n".join(f"{name:18s} {registry.target(name)}" for name in registry.names()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import build_demo_bench
+
+    root = build_demo_bench(args.root, seed=args.seed)
+    console.print(f"demo bench written to {root}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_bench
+
+    root = download_bench(args.bench, args.root, args.themes)
+    console.print(f"{args.bench} downloaded to {root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparkle-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, func, help_text in (
+        ("eval", cmd_eval, "infer (if needed) + score + table into runs/<name>/"),
+        ("infer", cmd_infer, "only write the model's edited videos"),
+        ("score", cmd_score, "only score existing edited videos (and write the table)"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        _bench_args(p)
+        _run_args(p)
+        if name != "infer":
+            _score_args(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("table", help="rebuild summary.csv of a run from its samples.jsonl")
+    p.add_argument("run", type=Path)
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("leaderboard", help="merge run summaries (and published rows) into one table")
+    p.add_argument("runs", type=Path, nargs="*", help="run folders or summary CSVs")
+    p.add_argument("--published", type=_csv_list, help="add shipped rows: sparkle_bench, openve_bench")
+    p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
+    p.add_argument("--csv", type=Path, help="write the merged table here")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("ls", help="list registered models, metrics or subsets (imports no torch)")
+    p.add_argument("what", choices=["models", "metrics", "subsets"])
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("demo", help="write the demo bench to a folder")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("download", help="fetch a bench from the Hugging Face hub")
+    p.add_argument("--bench", choices=["sparkle", "openve"], default="sparkle")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--themes", type=_csv_list)
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .bench import BenchError
+    from .masks import MaskError
+    from .models import AdapterError
+    from .registry import UnknownNameError
+    from .runs import RunMismatchError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (BenchError, AdapterError, UnknownNameError, RunMismatchError, MaskError, ValueError, OSError) as exc:
+        console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted; re-run the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The metric interface: one aligned pair in, one number out, with its direction and range."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from ..masks import morph
+from ..pair import VideoPair
+
+FG_ERODE = 0.008  # of the working height: keep boundary pixels (matting halo) out of foreground scores
+BG_DILATE = 0.06  # of the working height: keep the subject and the flow it drags along out of background scores
+
+
+class MetricUnavailable(Exception):
+    """The metric cannot be computed for this sample; the message says why (recorded, never 0)."""
+
+
+class Metric(ABC):
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    range: ClassVar[tuple[float, float]]
+    needs_mask: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    def __call__(self, pair: VideoPair) -> float:
+        if self.needs_mask and pair.mask is None:
+            raise MetricUnavailable("no foreground mask (run `sparkle-bench masks` or pass --masks DIR)")
+        value = float(self.compute(pair))
+        if not math.isfinite(value):
+            raise MetricUnavailable(f"computed a non-finite value ({value})")
+        return value
+
+    @abstractmethod
+    def compute(self, pair: VideoPair) -> float:
+        """The metric's value for one aligned pair."""
+
+
+def _radius(pair: VideoPair, fraction: float) -> int:
+    return max(1, int(round(fraction * pair.source.shape[1])))
+
+
+def foreground_region(pair: VideoPair) -> np.ndarray:
+    """The slightly eroded source mask; refuses an empty one."""
+    key = "fg_region"
+    if key not in pair._cache:
+        pair._cache[key] = morph(pair.mask, -_radius(pair, FG_ERODE))
+    region = pair._cache[key]
+    if not region.any():
+        raise MetricUnavailable("foreground mask is empty: no subject to measure")
+    return region
+
+
+def background_region(pair: VideoPair) -> np.ndarray:
+    """Everything outside the dilated mask; refuses a mask that covers the frame."""
+    key = "bg_region"
+    if key not in pair._cache:
+        pair._cache[key] = ~morph(pair.mask, _radius(pair, BG_DILATE))
+    region = pair._cache[key]
+    if not region.any():
+        raise MetricUnavailable("mask covers the whole frame: no background to measure")
+    return region
+
+
+def need_motion(pair: VideoPair) -> None:
+    if len(pair.flow_starts()) == 0:
+        raise MetricUnavailable(f"only {len(pair.source)} frame(s): too short to measure motion")

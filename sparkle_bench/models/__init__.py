@@ -1,0 +1,31 @@
+"""Model adapters, looked up lazily by name (listing them imports no torch)."""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import AdapterError, EditedVideo, ModelAdapter
+
+MODELS = Registry(
+    "model",
+    {
+        "precomputed": "sparkle_bench.models.precomputed:Precomputed",
+        "identity": "sparkle_bench.models.baselines:Identity",
+        "still-composite": "sparkle_bench.models.baselines:StillComposite",
+        "reference": "sparkle_bench.models.baselines:Reference",
+        "kiwi-edit": "sparkle_bench.models.diffusion:KiwiEdit",
+        "kiwi-sparkle": "sparkle_bench.models.diffusion:KiwiSparkle",
+        "lucy-edit": "sparkle_bench.models.diffusion:LucyEdit",
+        "vace": "sparkle_bench.models.diffusion:WanVace",
+    },
+)
+
+
+def load_model(spec: str) -> ModelAdapter:
+    """``name``, ``name:ARG`` (e.g. ``precomputed:DIR``) or ``package.module:Class``."""
+    name, _, arg = spec.partition(":")
+    if name in MODELS.names():
+        return MODELS.load(name)(arg or None)
+    return MODELS.load(spec)()
+
+
+__all__ = ["MODELS", "AdapterError", "EditedVideo", "ModelAdapter", "load_model"]

@@ -1,0 +1,54 @@
+"""The model-adapter interface: one bench sample in, one edited video out.
+
+A generating adapter implements :meth:`ModelAdapter.edit` only; the runner decides where the
+result goes, skips samples whose output exists and writes atomically.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..bench import Bench, Sample
+
+
+class AdapterError(RuntimeError):
+    """An adapter that cannot run here (bad argument, missing weights or masks)."""
+
+
+@dataclass
+class EditedVideo:
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    fps: float
+
+
+class ModelAdapter(ABC):
+    """Turns bench samples into edited videos."""
+
+    name: ClassVar[str]
+    generates: ClassVar[bool] = True  # False: outputs already exist somewhere (precomputed)
+
+    def __init__(self, arg: str | None = None) -> None:
+        if arg:
+            raise AdapterError(f"model {self.name!r} takes no argument (got {arg!r})")
+
+    @property
+    def spec(self) -> str:
+        """The string that names this adapter and its argument, as given on the command line."""
+        return self.name
+
+    def setup(self, bench: Bench) -> None:
+        """Load weights or index files once, before the first sample."""
+
+    def locate(self, sample: Sample, outputs: Path) -> Path | None:
+        """The edited video for ``sample`` if it exists (the runner's cache check)."""
+        path = outputs / sample.output_relpath
+        return path if path.is_file() else None
+
+    @abstractmethod
+    def edit(self, sample: Sample) -> EditedVideo:
+        """Produce the edited video for one sample."""

@@ -1,0 +1,116 @@
+"""A source/edited pair decoded at one working size, aligned in time, with its mask.
+
+Edited videos often differ from their source (Kiwi-style models write 1280x704 at 15 fps for a
+1280x720, 16 fps source). :func:`match_frames` decides which frames correspond and says what
+it did, so every record shows how its numbers were obtained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .masks import MaskError, load_mask, resize_mask
+from .video import VideoInfo, probe, read_frames
+
+FLOW_RATE = 8.0  # flow is measured between frames 1/8 s apart, whatever the fps
+
+
+def work_size(info: VideoInfo, work_height: int) -> tuple[int, int]:
+    """(W, H) with the source's aspect, height at most ``work_height``, both even."""
+    height = min(work_height, info.height)
+    width = int(round(info.width * height / info.height / 2)) * 2
+    return max(width, 2), max(height - height % 2, 2)
+
+
+def match_frames(src: VideoInfo, edt: VideoInfo) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Source and edited frame indices that show the same moment, and notes on what was done.
+
+    Equal frame counts are matched one to one (a model that relabels fps still edits frame by
+    frame); equal fps with different counts are cut to the shorter; otherwise each source frame
+    takes the edited frame nearest in time, within the shorter duration.
+    """
+    notes: list[str] = []
+    if (edt.width, edt.height) != (src.width, src.height):
+        notes.append(f"size: edited {edt.width}x{edt.height} vs source {src.width}x{src.height}, both resized to the working size")
+    if edt.num_frames == src.num_frames:
+        idx = np.arange(src.num_frames)
+        if abs(edt.fps - src.fps) > 0.01:
+            notes.append(f"fps: edited {edt.fps:g} vs source {src.fps:g}, same frame count, frames matched by index")
+        return idx, idx, notes
+    if abs(edt.fps - src.fps) <= 0.01:
+        n = min(src.num_frames, edt.num_frames)
+        notes.append(f"frames: edited {edt.num_frames} vs source {src.num_frames}, truncated to {n}")
+        return np.arange(n), np.arange(n), notes
+    src_idx = np.arange(src.num_frames)
+    edt_idx = np.round(src_idx / src.fps * edt.fps).astype(int)
+    keep = edt_idx < edt.num_frames
+    notes.append(
+        f"frames: edited {edt.num_frames} at {edt.fps:g} fps vs source {src.num_frames} at {src.fps:g} fps, "
+        f"resampled by timestamp to {int(keep.sum())}"
+    )
+    return src_idx[keep], edt_idx[keep], notes
+
+
+@dataclass
+class VideoPair:
+    source: np.ndarray  # (T, H, W, 3) uint8
+    edited: np.ndarray  # (T, H, W, 3) uint8, aligned to ``source``
+    mask: np.ndarray | None  # (T, H, W) bool foreground of the source, or None
+    fps: float
+    prompt: str = ""
+    notes: list[str] = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def flow_step(self) -> int:
+        return max(1, int(round(self.fps / FLOW_RATE)))
+
+    @property
+    def diagonal(self) -> float:
+        height, width = self.source.shape[1:3]
+        return float(np.hypot(height, width))
+
+    def gray(self, which: str) -> np.ndarray:
+        key = ("gray", which)
+        if key not in self._cache:
+            video = getattr(self, which)
+            self._cache[key] = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video])
+        return self._cache[key]
+
+    def flows(self, which: str, backward: bool = False) -> np.ndarray:
+        """(N, H, W, 2) DIS flow from frame ``k*step`` to ``k*step + step`` (or back), computed once."""
+        key = ("flow", which, backward)
+        if key not in self._cache:
+            gray, step = self.gray(which), self.flow_step
+            dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+            starts = range(0, len(gray) - step, step)
+            pairs = [(gray[i + step], gray[i]) if backward else (gray[i], gray[i + step]) for i in starts]
+            self._cache[key] = np.stack([dis.calc(a, b, None) for a, b in pairs]) if pairs else np.zeros((0,) + gray.shape[1:] + (2,), np.float32)
+        return self._cache[key]
+
+    def flow_starts(self) -> np.ndarray:
+        return np.arange(0, len(self.source) - self.flow_step, self.flow_step)
+
+
+def load_pair(
+    source: Path, edited: Path, mask_path: Path | None, work_height: int = 288, prompt: str = ""
+) -> VideoPair:
+    """Decode, resize and time-align a pair; raises VideoError or MaskError with a clear cause."""
+    src_info, edt_info = probe(source), probe(edited)
+    size = work_size(src_info, work_height)
+    src_idx, edt_idx, notes = match_frames(src_info, edt_info)
+    mask = None
+    if mask_path is not None:
+        full = load_mask(mask_path)
+        expected = (src_info.num_frames, src_info.height, src_info.width)
+        if full.shape != expected:
+            raise MaskError(f"mask shape {tuple(full.shape)} does not match source video (T, H, W) = {expected}")
+        mask = resize_mask(full[src_idx], size)
+    return VideoPair(
+        source=read_frames(source, size, src_idx), edited=read_frames(edited, size, edt_idx),
+        mask=mask, fps=src_info.fps, prompt=prompt, notes=notes,
+    )

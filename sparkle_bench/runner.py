@@ -1,0 +1,160 @@
+"""The two working stages of a run: inference (adapter -> edited videos) and scoring
+(edited videos -> per-sample records). Both skip finished work, so a re-run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .bench import Bench, Sample
+from .log import console, problem
+from .masks import MaskError, find_mask
+from .metrics import Metric, MetricUnavailable
+from .models import ModelAdapter
+from .pair import load_pair
+from .records import append_jsonl, file_digest, read_jsonl
+from .video import VideoError, write_video
+
+SAMPLES_FILE = "samples.jsonl"
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``i/N`` from the flag, else torchrun's ``RANK``/``WORLD_SIZE``, else ``0/1``."""
+    if text:
+        index, _, count = text.partition("/")
+        shard = (int(index), int(count))
+    else:
+        shard = (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"bad shard {shard[0]}/{shard[1]}: need 0 <= i < N")
+    return shard
+
+
+def shard_samples(samples: tuple[Sample, ...], shard: tuple[int, int]) -> list[Sample]:
+    return list(samples[shard[0] :: shard[1]])
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+
+
+@dataclass
+class InferenceReport:
+    generated: int = 0
+    cached: int = 0
+    failed: int = 0
+    absent: int = 0  # a non-generating adapter has no file for the sample
+
+
+def run_inference(
+    bench: Bench, adapter: ModelAdapter, outputs: Path, log_path: Path, shard: tuple[int, int] = (0, 1)
+) -> InferenceReport:
+    """Write each missing output in the canonical layout; failures go to ``log_path``, one line each."""
+    report = InferenceReport()
+    samples = shard_samples(bench.samples, shard)
+    with _progress() as progress:
+        task = progress.add_task(f"inference {adapter.spec}", total=len(samples))
+        for sample in samples:
+            progress.advance(task)
+            if adapter.locate(sample, outputs) is not None:
+                report.cached += 1
+                continue
+            if not adapter.generates:
+                report.absent += 1
+                continue
+            started = time.monotonic()
+            try:
+                video = adapter.edit(sample)
+                write_video(outputs / sample.output_relpath, video.frames, video.fps)
+            except Exception as exc:  # one sample's crash must not end the run; it is recorded
+                cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                problem("inference failed", f"{sample.theme}/{sample.id}", cause)
+                append_jsonl(log_path, {"id": sample.id, "status": "failed", "reason": cause})
+                report.failed += 1
+                continue
+            append_jsonl(log_path, {"id": sample.id, "status": "ok", "seconds": round(time.monotonic() - started, 2)})
+            report.generated += 1
+    return report
+
+
+def latest_records(path: Path) -> dict[str, dict]:
+    """The last record per sample id (later lines supersede earlier ones)."""
+    return {r["id"]: r for r in read_jsonl(path) if "id" in r}
+
+
+def _inference_failures(run_dir: Path) -> dict[str, str]:
+    failures: dict[str, str] = {}
+    for log in sorted(run_dir.glob("inference*.jsonl")):
+        for record in read_jsonl(log):
+            if record.get("status") == "failed":
+                failures[record["id"]] = record.get("reason", "")
+            else:
+                failures.pop(record.get("id"), None)
+    return failures
+
+
+def score_sample(
+    sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int
+) -> dict:
+    """Metric values for one sample; a video or mask problem fails the sample, a metric that
+    cannot apply is recorded as unavailable with its reason."""
+    record: dict = {"status": "ok", "metrics": {}, "unavailable": {}}
+    try:
+        pair = load_pair(sample.source, edited, find_mask(masks_dir, sample.theme, sample.id), work_height, sample.prompt)
+    except (VideoError, MaskError) as exc:
+        return {"status": "failed", "reason": str(exc), "metrics": {}, "unavailable": {}}
+    record["alignment"] = pair.notes
+    for metric in metrics:
+        try:
+            record["metrics"][metric.name] = round(metric(pair), 6)
+        except MetricUnavailable as exc:
+            record["metrics"][metric.name] = None
+            record["unavailable"][metric.name] = str(exc)
+    return record
+
+
+def run_scoring(
+    bench: Bench, adapter: ModelAdapter, outputs: Path, run_dir: Path, metrics: list[Metric],
+    work_height: int = 288, shard: tuple[int, int] = (0, 1),
+) -> dict[str, int]:
+    """Score every sample of the shard that has no up-to-date record; returns counts by status."""
+    records_path = run_dir / (SAMPLES_FILE if shard == (0, 1) else f"samples.shard{shard[0]}of{shard[1]}.jsonl")
+    done = latest_records(run_dir / SAMPLES_FILE) | latest_records(records_path)
+    failures = _inference_failures(run_dir)
+    setting = f"{','.join(m.name for m in metrics)}|h{work_height}|masks={bench.masks_dir}"
+    counts = {"ok": 0, "failed": 0, "missing": 0, "reused": 0}
+    samples = shard_samples(bench.samples, shard)
+    with _progress() as progress:
+        task = progress.add_task("scoring", total=len(samples))
+        for sample in samples:
+            progress.advance(task)
+            where = f"{sample.theme}/{sample.id}"
+            edited = adapter.locate(sample, outputs)
+            fingerprint = f"{file_digest(edited) if edited else 'missing'}|{setting}"
+            previous = done.get(sample.id)
+            if previous is not None and previous.get("fingerprint") == fingerprint:
+                counts["reused"] += 1
+                continue
+            started = time.monotonic()
+            if edited is None:
+                cause = f"inference failed: {failures[sample.id]}" if sample.id in failures else f"no edited video ({sample.output_relpath})"
+                result = {"status": "missing", "reason": cause, "metrics": {}, "unavailable": {}}
+            else:
+                result = score_sample(sample, edited, metrics, bench.masks_dir, work_height)
+            if result["status"] != "ok":
+                problem(result["status"], where, result["reason"])
+            counts[result["status"]] += 1
+            append_jsonl(records_path, {
+                "id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
+                "edited": str(edited) if edited else None, "fingerprint": fingerprint,
+                "seconds": round(time.monotonic() - started, 3), **result,
+            })
+    return counts
