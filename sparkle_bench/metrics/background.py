@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from ..pair import VideoPair
-from .base import Metric, MetricUnavailable, background_region, need_motion
+from .base import Metric, background_region, need_motion
 
 FROZEN_BELOW = 0.05  # bg_dynamics (% of diagonal per 1/8 s) under which a background counts as frozen
 MOTION_PERCENTILE = 95
@@ -72,8 +72,9 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 class BackgroundFlicker(Metric):
     """Occlusion-aware warping error of the edited background, in [0, 1] of the intensity range.
 
-    Frame t+step is warped onto frame t with forward flow; pixels failing the forward-backward
-    consistency check (occluded or mis-tracked) are left out.
+    Frame t+step is warped onto frame t with forward flow. Pixels that fail the forward-backward
+    consistency check (occluded or untrackable) contribute their plain frame difference instead,
+    so flicker cannot hide behind changes that no flow explains.
     """
 
     name, higher_is_better, range = "bg_flicker", False, (0.0, 1.0)
@@ -88,10 +89,7 @@ class BackgroundFlicker(Metric):
             fwd, bwd_at_target = forward[k], warp(backward[k], forward[k])
             mismatch = np.sum((fwd + bwd_at_target) ** 2, axis=-1)
             bound = 0.01 * (np.sum(fwd**2, axis=-1) + np.sum(bwd_at_target**2, axis=-1)) + 0.5
-            valid = region[t] & (mismatch <= bound)
-            if valid.any():
-                residual = np.abs(gray[t] - warp(gray[t + step], fwd))
-                errors, weights = errors + residual[valid].sum(), weights + int(valid.sum())
-        if weights == 0:
-            raise MetricUnavailable("no background pixel passes the occlusion check")
+            consistent = mismatch <= bound
+            residual = np.where(consistent, np.abs(gray[t] - warp(gray[t + step], fwd)), np.abs(gray[t] - gray[t + step]))
+            errors, weights = errors + residual[region[t]].sum(), weights + int(region[t].sum())
         return errors / weights / 255.0

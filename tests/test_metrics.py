@@ -1,0 +1,82 @@
+"""Metrics on pairs with known answers: exact copies, known noise, frozen and living backgrounds."""
+
+import numpy as np
+import pytest
+
+from sparkle_bench.demo import demo_clips, render_reference, render_source, target_background
+from sparkle_bench.metrics import MetricUnavailable, load_metrics
+from sparkle_bench.metrics.foreground import PSNR_CAP
+from sparkle_bench.pair import VideoPair
+
+M = {m.name: m for m in load_metrics(["fg_psnr", "fg_ssim", "fg_motion", "bg_change", "bg_dynamics", "bg_static", "bg_flicker"])}
+
+
+@pytest.fixture(scope="module")
+def clip_frames():
+    clip = demo_clips()[3]  # snow
+    frames, masks = render_source(clip)
+    return clip, frames, masks
+
+
+def pair(source, edited, mask, fps=16.0):
+    return VideoPair(source=source, edited=edited, mask=mask, fps=fps)
+
+
+def test_psnr_identity_is_capped_and_known_noise_costs_known_decibels(clip_frames):
+    _, frames, masks = clip_frames
+    assert M["fg_psnr"](pair(frames, frames.copy(), masks)) == PSNR_CAP
+    mid = np.full_like(frames, 128) + (frames // 4)  # keep values far from 0/255 so noise is not clipped
+    sigma = 8.0
+    noisy = np.clip(mid + np.random.default_rng(0).normal(0, sigma, mid.shape), 0, 255).round().astype(np.uint8)
+    expected = 20 * np.log10(255 / np.sqrt(sigma**2 + 1 / 12))  # rounding adds 1/12 to the variance
+    assert M["fg_psnr"](pair(mid, noisy, masks)) == pytest.approx(expected, abs=0.3)
+
+
+def test_psnr_forgives_one_global_relight_but_not_a_shift(clip_frames):
+    _, frames, masks = clip_frames
+    relit = np.clip(frames.astype(float) * [0.8, 0.9, 1.1], 0, 255).round().astype(np.uint8)
+    shifted = np.roll(frames, 12, axis=2)
+    assert M["fg_psnr"](pair(frames, relit, masks)) > 45
+    assert M["fg_psnr"](pair(frames, shifted, masks)) < 25
+
+
+def test_foreground_only_pixels_count(clip_frames):
+    _, frames, masks = clip_frames
+    edited = frames.copy()
+    edited[~masks] = 0  # destroy the whole background
+    assert M["fg_psnr"](pair(frames, edited, masks)) == PSNR_CAP
+    assert M["fg_ssim"](pair(frames, edited, masks)) > 0.999
+    assert M["bg_change"](pair(frames, edited, masks)) > 0.2
+
+
+def test_frozen_background_vs_living_background(clip_frames):
+    clip, frames, masks = clip_frames
+    living = render_reference(clip, masks)
+    frozen = np.where(masks[..., None], frames, target_background(clip, 0)[None])
+    live_pair, frozen_pair = pair(frames, living, masks), pair(frames, frozen, masks)
+    assert M["bg_dynamics"](frozen_pair) < 0.05 and M["bg_static"](frozen_pair) == 1.0
+    assert M["bg_dynamics"](live_pair) > 0.3 and M["bg_static"](live_pair) == 0.0
+    assert M["bg_change"](frozen_pair) == pytest.approx(M["bg_change"](live_pair), abs=0.05)
+    assert M["bg_change"](pair(frames, frames.copy(), masks)) == 0.0
+
+
+def test_shuffled_frames_flicker_and_break_foreground_motion():
+    clip = demo_clips()[0]  # drifting clouds: trackable motion (shuffled snowfall is still snowfall)
+    frames, masks = render_source(clip)
+    living = render_reference(clip, masks)
+    shuffled = living[np.random.default_rng(1).permutation(len(living))]
+    good, bad = pair(frames, living, masks), pair(frames, shuffled, masks)
+    assert M["bg_flicker"](bad) > 3 * M["bg_flicker"](good)
+    assert M["fg_motion"](bad) > 5 * M["fg_motion"](good)
+
+
+def test_degenerate_inputs_are_unavailable_not_zero(clip_frames):
+    _, frames, masks = clip_frames
+    with pytest.raises(MetricUnavailable, match="empty"):
+        M["fg_psnr"](pair(frames, frames, np.zeros_like(masks)))
+    with pytest.raises(MetricUnavailable, match="whole frame"):
+        M["bg_change"](pair(frames, frames, np.ones_like(masks)))
+    with pytest.raises(MetricUnavailable, match="too short"):
+        M["bg_dynamics"](pair(frames[:1], frames[:1], masks[:1]))
+    with pytest.raises(MetricUnavailable, match="no foreground mask"):
+        M["fg_ssim"](pair(frames, frames, None))
