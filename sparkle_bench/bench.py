@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -69,8 +70,8 @@ def _checked_relpath(root: Path, text: str, where: str, problems: list[str]) -> 
     if rel.is_absolute() or str(text).startswith(("/", "\\")) or (len(str(text)) > 1 and str(text)[1] == ":"):
         problems.append(f"{where}: video path {text!r} is absolute; paths must be relative to the bench root")
         return None
-    resolved = (root / rel).resolve()
-    if not resolved.is_relative_to(root.resolve()):
+    resolved = Path(os.path.normpath(root / rel))  # lexical: symlinked videos inside the root are fine
+    if not resolved.is_relative_to(root):
         problems.append(f"{where}: video path {text!r} escapes the bench root")
         return None
     return resolved
