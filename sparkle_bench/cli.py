@@ -215,6 +215,26 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate_metrics(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .demo import ensure_demo_bench
+    from .validation import print_checks, validate_demo, validate_real
+
+    out = Console(width=max(console.width, 140))
+    checks = validate_demo(ensure_demo_bench())
+    print_checks("demo bench: reference edit vs perturbation (means over clips)", checks, out.print)
+    if args.real and (args.real / "pairs").is_dir():
+        real = validate_real(args.real)
+        print_checks(f"real clips: {args.real}", real, out.print)
+        checks += real
+    elif args.real:
+        console.print(f"real clips not found at {args.real}; skipped")
+    failed = [c for c in checks if not c.passed]
+    console.print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparkle-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="list registered models, metrics or subsets (imports no torch)")
     p.add_argument("what", choices=["models", "metrics", "subsets"])
     p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("validate-metrics", help="check that known perturbations move every metric the right way")
+    p.add_argument("--real", type=Path, help="folder of real clips (pairs/, openve3m_compare/, masks/)")
+    p.set_defaults(func=cmd_validate_metrics)
 
     p = sub.add_parser("demo", help="write the demo bench to a folder")
     p.add_argument("--root", type=Path, required=True)

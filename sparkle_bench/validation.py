@@ -1,0 +1,128 @@
+"""Known perturbations must move each metric the right way (`sparkle-bench validate-metrics`).
+
+On the demo bench the good edit is the shipped reference; each perturbation breaks one thing
+(freeze the background, blur/shift/recolour the subject, shuffle frames, no edit at all). On the
+real clips, Sparkle's edits are compared with OpenVE-3M's edits of the same sources and with a
+frozen or shifted subject.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .bench import load_sparkle
+from .masks import find_mask
+from .metrics import load_metrics
+from .metrics.background import FROZEN_BELOW
+from .pair import VideoPair, load_pair
+
+
+@dataclass
+class Check:
+    case: str
+    metric: str
+    good: float
+    perturbed: float
+    expect: str  # "lower", "higher", "below X", "equals X"
+
+    @property
+    def passed(self) -> bool:
+        kind, _, bound = self.expect.partition(" ")
+        if kind == "lower":
+            return self.perturbed < self.good
+        if kind == "higher":
+            return self.perturbed > self.good
+        if kind == "below":
+            return self.perturbed < float(bound)
+        return abs(self.perturbed - float(bound)) < 1e-9
+
+
+def _inside(mask: np.ndarray, edited: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    return np.where(mask[..., None], changed, edited)
+
+
+def _perturbations(pair: VideoPair) -> dict[str, np.ndarray]:
+    edited, mask = pair.edited, pair.mask
+    shift = max(4, edited.shape[2] // 20)
+    return {
+        "freeze background": np.where(mask[..., None], edited, edited[:1]),
+        "blur subject": _inside(mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), 4) for f in edited])),
+        "shift subject": _inside(np.roll(mask, shift, axis=2), np.where(mask[..., None], edited[:1], edited), np.roll(edited, shift, axis=2)),
+        "recolour subject": _inside(mask, edited, edited[..., ::-1]),
+        "shuffle frames": edited[np.random.default_rng(0).permutation(len(edited))],
+        "no edit (identity)": pair.source,
+    }
+
+
+EXPECTATIONS: dict[str, list[tuple[str, str]]] = {
+    "freeze background": [("bg_dynamics", f"below {FROZEN_BELOW}"), ("bg_static", "equals 1")],
+    "blur subject": [("fg_psnr", "lower"), ("fg_ssim", "lower"), ("fg_motion", "higher")],
+    "shift subject": [("fg_psnr", "lower"), ("fg_ssim", "lower"), ("fg_motion", "higher")],
+    "recolour subject": [("fg_psnr", "lower"), ("fg_ssim", "lower"), ("fg_motion", "higher")],
+    "shuffle frames": [("bg_flicker", "higher"), ("fg_motion", "higher")],
+    "no edit (identity)": [("bg_change", "below 0.02")],
+}
+TRACKABLE = ("clouds", "mist", "waves")  # shuffled snowfall is still snowfall: flicker needs trackable motion
+
+
+def validate_demo(demo_root: Path) -> list[Check]:
+    """Mean metric values over demo clips, good edit vs each perturbation."""
+    bench = load_sparkle(demo_root, name="demo")
+    names = sorted({m for checks in EXPECTATIONS.values() for m, _ in checks})
+    metrics = {m.name: m for m in load_metrics(names)}
+    good: dict[str, list[float]] = {n: [] for n in names}
+    bad: dict[tuple[str, str], list[float]] = {}
+    for sample in bench.samples:
+        reference = bench.reference_dir / sample.output_relpath
+        pair = load_pair(sample.source, reference, find_mask(bench.masks_dir, sample.theme, sample.id), prompt=sample.prompt)
+        trackable = any(word in sample.prompt for word in TRACKABLE)
+        for name in names:
+            good[name].append(metrics[name](pair))
+        for case, edited in _perturbations(pair).items():
+            if case == "shuffle frames" and not trackable:
+                continue
+            perturbed = VideoPair(pair.source, edited, pair.mask, pair.fps, pair.prompt)
+            for name, _ in EXPECTATIONS[case]:
+                bad.setdefault((case, name), []).append(metrics[name](perturbed))
+    return [
+        Check(case, name, float(np.mean(good[name])), float(np.mean(bad[(case, name)])), expect)
+        for case, checks in EXPECTATIONS.items() for name, expect in checks
+    ]
+
+
+def validate_real(real_dir: Path) -> list[Check]:
+    """Sparkle vs OpenVE-3M background dynamics, and Sparkle's subject vs a frozen or shifted one."""
+    checks: list[Check] = []
+    dynamics, psnr = load_metrics(["bg_dynamics", "fg_psnr"])
+    compare = real_dir / "openve3m_compare"
+    for source in sorted(compare.glob("*_source.mp4")):
+        stem = source.name[: -len("_source.mp4")]
+        mask = find_mask(real_dir / "masks", "", f"{stem}")
+        ours = load_pair(source, compare / f"{stem}_edited.mp4", mask)
+        theirs = load_pair(source, compare / f"{stem}_edited_openve3m.mp4", mask)
+        checks.append(Check(f"{stem}: OpenVE-3M edit vs Sparkle", "bg_dynamics", dynamics(ours), dynamics(theirs), "lower"))
+    for source in sorted((real_dir / "pairs").glob("*_source.mp4")):
+        stem = source.name[: -len("_source.mp4")]
+        pair = load_pair(source, real_dir / "pairs" / f"{stem}_edited.mp4", find_mask(real_dir / "masks", "", stem))
+        value = psnr(pair)
+        for case in ("freeze background", "shift subject"):
+            edited = np.where(pair.mask[..., None], pair.edited[:1], pair.edited) if case == "freeze background" else _perturbations(pair)[case]
+            label = "frozen subject" if case == "freeze background" else "shifted subject"
+            checks.append(Check(f"{stem}: {label}", "fg_psnr", value, psnr(VideoPair(pair.source, edited, pair.mask, pair.fps)), "lower"))
+    return checks
+
+
+def print_checks(title: str, checks: list[Check], emit: Callable[[object], None]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("case", "metric", "good edit", "perturbed", "expected", "ok"):
+        table.add_column(column)
+    for c in checks:
+        table.add_row(c.case, c.metric, f"{c.good:.4g}", f"{c.perturbed:.4g}", c.expect, "yes" if c.passed else "[red]NO[/]")
+    emit(table)
