@@ -80,3 +80,14 @@ def test_degenerate_inputs_are_unavailable_not_zero(clip_frames):
         M["bg_dynamics"](pair(frames[:1], frames[:1], masks[:1]))
     with pytest.raises(MetricUnavailable, match="no foreground mask"):
         M["fg_ssim"](pair(frames, frames, None))
+
+
+def test_learned_metrics_without_local_weights_are_unavailable(clip_frames, monkeypatch):
+    from sparkle_bench.metrics import learned
+
+    monkeypatch.setattr(learned, "_clip", lambda: "open_clip weights not available locally (test)")
+    monkeypatch.setattr(learned, "_lpips", lambda: "LPIPS backbone weights not available locally (test)")
+    _, frames, masks = clip_frames
+    for metric in load_metrics(["clip_text", "clip_consistency", "fg_lpips"]):
+        with pytest.raises(MetricUnavailable, match="not available locally"):
+            metric(pair(frames, frames, masks))
