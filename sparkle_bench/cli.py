@@ -85,15 +85,11 @@ def _infer(bench, adapter, run_dir: Path, shard) -> None:
     console.print(f"inference: {report.generated} generated, {report.cached} already there, {report.failed} failed")
 
 
-def _outputs(adapter, run_dir: Path) -> Path:
-    return run_dir / "outputs"
-
-
 def _score(bench, adapter, run_dir: Path, shard, args) -> None:
     from .metrics import load_metrics
     from .runner import run_scoring
 
-    counts = run_scoring(bench, adapter, _outputs(adapter, run_dir), run_dir, load_metrics(args.metrics), args.work_height, shard)
+    counts = run_scoring(bench, adapter, run_dir / "outputs", run_dir, load_metrics(args.metrics), args.work_height, shard)
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
 
 

@@ -68,7 +68,8 @@ def find_mask(masks_dir: Path | None, theme: str, sample_id: str) -> Path | None
     """A sample's mask in ``masks_dir``: ``{theme}/{id}.npz``, ``{id}.npz`` or ``{id}_source.npz``."""
     if masks_dir is None:
         return None
-    for rel in (f"{theme}/{sample_id}.npz", f"{sample_id}.npz", f"{theme}/{sample_id}_source.npz", f"{sample_id}_source.npz"):
+    names = (f"{sample_id}.npz", f"{sample_id}_source.npz")
+    for rel in [f"{theme}/{n}" for n in names if theme] + list(names):
         path = Path(masks_dir) / rel
         if path.is_file():
             return path
