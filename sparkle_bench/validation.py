@@ -46,13 +46,23 @@ def _inside(mask: np.ndarray, edited: np.ndarray, changed: np.ndarray) -> np.nda
     return np.where(mask[..., None], changed, edited)
 
 
+def frozen_subject(pair: VideoPair) -> np.ndarray:
+    """The edit with every frame's subject replaced by its first frame's."""
+    return np.where(pair.mask[..., None], pair.edited[:1], pair.edited)
+
+
+def shifted_subject(pair: VideoPair) -> np.ndarray:
+    """The edit with its subject moved right by 5% of the width (over the frozen-subject frame)."""
+    shift = max(4, pair.edited.shape[2] // 20)
+    return _inside(np.roll(pair.mask, shift, axis=2), frozen_subject(pair), np.roll(pair.edited, shift, axis=2))
+
+
 def _perturbations(pair: VideoPair) -> dict[str, np.ndarray]:
     edited, mask = pair.edited, pair.mask
-    shift = max(4, edited.shape[2] // 20)
     return {
         "freeze background": np.where(mask[..., None], edited, edited[:1]),
         "blur subject": _inside(mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), 4) for f in edited])),
-        "shift subject": _inside(np.roll(mask, shift, axis=2), np.where(mask[..., None], edited[:1], edited), np.roll(edited, shift, axis=2)),
+        "shift subject": shifted_subject(pair),
         "recolour subject": _inside(mask, edited, edited[..., ::-1]),
         "shuffle frames": edited[np.random.default_rng(0).permutation(len(edited))],
         "no edit (identity)": pair.source,
@@ -110,10 +120,9 @@ def validate_real(real_dir: Path) -> list[Check]:
         stem = source.name[: -len("_source.mp4")]
         pair = load_pair(source, real_dir / "pairs" / f"{stem}_edited.mp4", find_mask(real_dir / "masks", "", stem))
         value = psnr(pair)
-        for case in ("freeze background", "shift subject"):
-            edited = np.where(pair.mask[..., None], pair.edited[:1], pair.edited) if case == "freeze background" else _perturbations(pair)[case]
-            label = "frozen subject" if case == "freeze background" else "shifted subject"
-            checks.append(Check(f"{stem}: {label}", "fg_psnr", value, psnr(VideoPair(pair.source, edited, pair.mask, pair.fps)), "lower"))
+        for label, perturb in (("frozen subject", frozen_subject), ("shifted subject", shifted_subject)):
+            perturbed = VideoPair(pair.source, perturb(pair), pair.mask, pair.fps)
+            checks.append(Check(f"{stem}: {label}", "fg_psnr", value, psnr(perturbed), "lower"))
     return checks
 
 
