@@ -1,7 +1,7 @@
 """Known perturbations must move each metric the right way (`sparkle-bench validate-metrics`).
 
 On the demo bench the good edit is the shipped reference; each perturbation breaks one thing
-(freeze the background, blur/shift/recolour the subject, shuffle frames, no edit at all). On the
+(freeze the background, blur/shift/recolour the subject (flickering per frame), shuffle frames, no edit at all). On the
 real clips, Sparkle's edits are compared with OpenVE-3M's edits of the same sources and with a
 frozen or shifted subject.
 """
@@ -58,13 +58,18 @@ def shifted_subject(pair: VideoPair) -> np.ndarray:
 
 
 def _perturbations(pair: VideoPair) -> dict[str, np.ndarray]:
+    """Blur and recolour vary per frame, as a generator's unstable subject does: a constant blur or
+    colour swap changes appearance but not motion, so it leaves `fg_motion` (nearly) alone."""
     edited, mask = pair.edited, pair.mask
+    rng = np.random.default_rng(0)
+    sigmas = rng.uniform(0.5, 5.0, len(edited))
+    gains = rng.uniform(0.7, 1.3, (len(edited), 1, 1, 3))
     return {
         "freeze background": np.where(mask[..., None], edited, edited[:1]),
-        "blur subject": _inside(mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), 4) for f in edited])),
+        "blur subject": _inside(mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), s) for f, s in zip(edited, sigmas)])),
         "shift subject": shifted_subject(pair),
-        "recolour subject": _inside(mask, edited, edited[..., ::-1]),
-        "shuffle frames": edited[np.random.default_rng(0).permutation(len(edited))],
+        "recolour subject": _inside(mask, edited, np.clip(edited[..., ::-1] * gains, 0, 255).astype(np.uint8)),
+        "shuffle frames": edited[rng.permutation(len(edited))],
         "no edit (identity)": pair.source,
     }
 
