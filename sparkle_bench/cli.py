@@ -1,8 +1,8 @@
 """``sparkle-bench``: evaluate background-replacement models on Sparkle-Bench, OpenVE-Bench or the demo bench.
 
 Stages (each reads the previous stage's files, so any can be re-run alone):
-``infer`` (model -> edited videos), ``score`` (videos -> samples.jsonl), ``table`` (-> summary.csv);
-``eval`` runs all three.
+``infer`` (model -> edited videos), ``score`` (videos -> samples.jsonl), ``judge`` (videos -> a VLM
+judge's judge.jsonl), ``table`` (-> summary.csv); ``eval`` runs infer, score and table.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _prepare(args: argparse.Namespace):
     bench = load_selected_bench(args)
     adapter = load_model(args.model)
     run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec))
-    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("func", "api_key")}
     open_run(run_dir, bench, adapter.spec, arguments)
     adapter.setup(bench)
     return bench, adapter, run_dir, parse_shard(args.shard)
@@ -93,13 +93,27 @@ def _score(bench, adapter, run_dir: Path, shard, args) -> None:
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
 
 
-def _table(bench, model: str, run_dir: Path, strict: bool = False) -> int:
-    from .tables import run_records, summarize, write_table
+def _table(bench, model: str, run_dir: Path, strict: bool = False, missing_policy: str = "exclude") -> int:
+    from .judge.rubrics import load_rubric
+    from .log import warn
+    from .tables import combine, judge_summary, run_records, summarize, write_table
 
-    table = summarize(bench, run_records(run_dir), model)
+    metric_records, judge_records = run_records(run_dir), run_records(run_dir, "judge*.jsonl")
+    objective = summarize(bench, metric_records, model) if metric_records or not judge_records else None
+    judge = None
+    if judge_records:
+        rubric = load_rubric(next(r["rubric"] for r in judge_records.values() if "rubric" in r))
+        judge = judge_summary(bench, judge_records, model, rubric.columns, missing_policy)
+        macro = judge[judge["theme"] == "MACRO"].iloc[0]
+        left_out = int(macro["n_judge_failed"] + macro["n_judge_missing"])
+        if left_out and missing_policy == "exclude":
+            warn(f"{left_out} samples without a judge score are left out of the judge means (published behaviour); "
+                 f"--missing-policy floor scores them 1")
+    table = combine(objective, judge)
     write_table(table, run_dir / "summary.csv")
     print_table(table, f"{run_dir}/summary.csv")
-    bad = int(table.loc[table["theme"] == "MACRO", ["n_failed", "n_missing"]].sum(axis=1).iloc[0])
+    macro = table[table["theme"] == "MACRO"].iloc[0]
+    bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_judge_failed", "n_judge_missing"))
     return 3 if strict and bad else 0
 
 
@@ -108,9 +122,8 @@ def print_table(table, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    hidden = {"bench", "source"} if table["bench"].nunique() == 1 and table["source"].nunique() == 1 else set()
-    if table["model"].nunique() == 1:
-        hidden.add("model")
+    constant = {c for c in ("bench", "source", "model", "judge_missing_policy") if c in table and table[c].nunique() == 1}
+    hidden = constant if {"bench", "source"} <= constant else constant - {"bench", "source"}
     view = Table(title=title)
     columns = [c for c in table.columns if c not in hidden]
     for column in columns:
@@ -156,7 +169,62 @@ def bench_of_run(run_dir: Path):
 
 def cmd_table(args: argparse.Namespace) -> int:
     bench, provenance = bench_of_run(args.run)
-    return _table(bench, provenance["model"], args.run)
+    return _table(bench, provenance["model"], args.run, args.strict, args.missing_policy)
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    import signal
+
+    from .judge.backend import JudgeFatal, RequestControl
+    from .judge.run import estimate_run, judge_run, report
+    from .judge.setup import build_settings
+
+    bench, adapter, run_dir, shard = _prepare(args)
+    settings = build_settings(args, bench.name)
+    outputs = run_dir / "outputs"
+    if args.dry_run:
+        e = estimate_run(bench, adapter, outputs, settings, shard)
+        console.print(
+            f"dry run, {settings.backend.name} judge {settings.backend.model}, rubric {settings.rubric.version}: "
+            f"{e.requests} requests to send ({e.cached} samples already in the cache, {e.missing} without an edited video), "
+            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; up to {args.reasks} re-asks per unreadable answer"
+        )
+        return 0
+    control = RequestControl(args.max_requests)
+
+    def stop(signum, frame):  # first signal: finish the requests in flight, record them, stop
+        if control.stop.is_set():
+            raise KeyboardInterrupt
+        console.print("stopping: waiting for the requests in flight (signal again to abort)")
+        control.stop.set()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        counts = judge_run(bench, adapter, outputs, run_dir, settings, control, shard)
+    except JudgeFatal as exc:
+        console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+        return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    report(counts)
+    if counts.stopped and "max-requests" not in counts.stopped:
+        return 130
+    if shard != (0, 1):
+        return 0
+    return _table(bench, adapter.spec, run_dir, args.strict, args.missing_policy)
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from .agreement import agreement_table
+
+    table = agreement_table(args.run)
+    if table.empty:
+        console.print(f"[red]error[/]: {args.run} needs both samples.jsonl (sparkle-bench score) and judge.jsonl (sparkle-bench judge)")
+        return 2
+    table.to_csv(args.run / "agreement.csv", index=False, float_format="%.4f")
+    print_table(table, f"{args.run}/agreement.csv: Spearman rho, judge dimension vs objective metric (oriented so + = agree)")
+    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -232,6 +300,8 @@ def cmd_validate_metrics(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .judge.setup import add_judge_args
+
     parser = argparse.ArgumentParser(prog="sparkle-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -247,9 +317,23 @@ def build_parser() -> argparse.ArgumentParser:
             _score_args(p)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("table", help="rebuild summary.csv of a run from its samples.jsonl")
+    p = sub.add_parser("judge", help="score edited videos with a VLM judge (cached, resumable) into judge.jsonl")
+    _bench_args(p)
+    _run_args(p)
+    add_judge_args(p)
+    p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing")
+    p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("table", help="rebuild summary.csv of a run from its samples.jsonl and judge.jsonl")
     p.add_argument("run", type=Path)
+    p.add_argument("--missing-policy", choices=["exclude", "floor"], default="exclude",
+                   help="judge failures/missing: left out of the means (published behaviour) or scored 1")
+    p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("agreement", help="Spearman correlation of judge dimensions with objective metrics, per theme")
+    p.add_argument("run", type=Path)
+    p.set_defaults(func=cmd_agreement)
 
     p = sub.add_parser("leaderboard", help="merge run summaries (and published rows) into one table")
     p.add_argument("runs", type=Path, nargs="*", help="run folders or summary CSVs")

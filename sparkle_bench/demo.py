@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .masks import save_mask
+from .paths import home
 from .video import write_video
 
 DEMO_VERSION = 1
@@ -207,8 +208,7 @@ def build_demo_bench(root: Path, seed: int = 0) -> Path:
 
 
 def demo_home() -> Path:
-    base = os.environ.get("SPARKLE_BENCH_HOME") or Path.home() / ".cache" / "sparkle-bench"
-    return Path(base) / f"demo-v{DEMO_VERSION}-seed0"
+    return home() / f"demo-v{DEMO_VERSION}-seed0"
 
 
 def ensure_demo_bench() -> Path:

@@ -11,13 +11,16 @@ from .bench import Bench
 from .records import read_jsonl
 
 COUNT_COLUMNS = ["n_total", "n_scored", "n_failed", "n_missing"]
+JUDGE_COUNT_COLUMNS = ["n_total", "n_judged", "n_judge_failed", "n_judge_missing"]
 KEY_COLUMNS = ["bench", "model", "source", "theme"]
+MISSING_POLICIES = ("exclude", "floor")
 
 
-def run_records(run_dir: Path) -> dict[str, dict]:
-    """Latest record per id over ``samples.jsonl`` and any shard files of a run."""
+def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dict]:
+    """Latest record per id over a run's main file and any shard files matching ``pattern``."""
+    main = pattern.replace("*", "")
     records: dict[str, dict] = {}
-    for path in sorted(Path(run_dir).glob("samples*.jsonl"), key=lambda p: (p.name != "samples.jsonl", p.name)):
+    for path in sorted(Path(run_dir).glob(pattern), key=lambda p: (p.name != main, p.name)):
         records.update({r["id"]: r for r in read_jsonl(path) if "id" in r})
     return records
 
@@ -27,32 +30,59 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 4) if values else math.nan
 
 
-def summarize(bench: Bench, records: dict[str, dict], model: str, score_keys: tuple[str, ...] = ("metrics",)) -> pd.DataFrame:
+def summarize(
+    bench: Bench, records: dict[str, dict], model: str, score_keys: tuple[str, ...] = ("metrics",),
+    counts: list[str] = COUNT_COLUMNS, columns: list[str] | None = None, floor: float | None = None,
+) -> pd.DataFrame:
     """One row per theme of the bench selection and a MACRO row (mean of theme means).
 
-    Counts cover every selected sample: scored (status ok), failed and missing; a sample with no
-    record yet counts as missing. Means are over scored samples with a value.
+    ``counts`` names the total, ok, failed and missing columns; every selected sample is counted,
+    one with no record yet as missing. ``columns`` fixes the order of known score columns. Means
+    are over ok samples with a value; with ``floor``, failed and missing samples enter the means
+    with that value instead of being left out.
     """
-    columns: list[str] = []
+    columns = list(columns or [])
     for record in records.values():
         for key in score_keys:
             columns += [c for c in record.get(key, {}) if c not in columns]
+    total, ok, failed, missing = counts
     rows = []
     for theme in bench.themes:
         theme_records = [records.get(s.id, {"status": "missing"}) for s in bench.samples if s.theme == theme]
         statuses = [r.get("status") for r in theme_records]
         row = {"bench": bench.name, "model": model, "source": "measured", "theme": theme,
-               "n_total": len(theme_records), "n_scored": statuses.count("ok"),
-               "n_failed": statuses.count("failed"), "n_missing": len(statuses) - statuses.count("ok") - statuses.count("failed")}
+               total: len(theme_records), ok: statuses.count("ok"),
+               failed: statuses.count("failed"), missing: len(statuses) - statuses.count("ok") - statuses.count("failed")}
         for column in columns:
-            values = [next((r[k][column] for k in score_keys if column in r.get(k, {})), None) for r in theme_records if r.get("status") == "ok"]
+            values = [next((r[k][column] for k in score_keys if column in r.get(k, {})), None) if r.get("status") == "ok"
+                      else floor for r in theme_records]
             row[column] = _mean(values)
         rows.append(row)
-    table = pd.DataFrame(rows, columns=KEY_COLUMNS + COUNT_COLUMNS + columns)
+    table = pd.DataFrame(rows, columns=KEY_COLUMNS + counts + columns)
     macro = {"bench": bench.name, "model": model, "source": "measured", "theme": "MACRO"}
-    macro.update({c: int(table[c].sum()) for c in COUNT_COLUMNS})
+    macro.update({c: int(table[c].sum()) for c in counts})
     macro.update({c: _mean(table[c].tolist()) for c in columns})
     return pd.concat([table, pd.DataFrame([macro])], ignore_index=True)
+
+
+def judge_summary(bench: Bench, records: dict[str, dict], model: str, columns: list[str], policy: str = "exclude") -> pd.DataFrame:
+    """Judge scores per theme and MACRO, with judged / failed / missing counts.
+
+    ``exclude`` (the published behaviour) leaves failed and missing samples out of the means;
+    ``floor`` scores them 1 on every dimension. The policy is a column of the table.
+    """
+    if policy not in MISSING_POLICIES:
+        raise ValueError(f"--missing-policy must be one of {', '.join(MISSING_POLICIES)}, not {policy!r}")
+    table = summarize(bench, records, model, ("judge",), JUDGE_COUNT_COLUMNS, columns, 1.0 if policy == "floor" else None)
+    table.insert(len(KEY_COLUMNS) + len(JUDGE_COUNT_COLUMNS), "judge_missing_policy", policy)
+    return table
+
+
+def combine(objective: pd.DataFrame | None, judge: pd.DataFrame | None) -> pd.DataFrame:
+    """One table per run: objective metrics and judge scores side by side, per theme."""
+    if objective is None or judge is None:
+        return objective if judge is None else judge
+    return objective.merge(judge, on=KEY_COLUMNS + ["n_total"], how="outer", sort=False)
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -67,6 +97,6 @@ def merge_leaderboard(tables: list[pd.DataFrame], themes: str = "MACRO") -> pd.D
     merged = pd.concat(tables, ignore_index=True, sort=False)
     if themes != "all":
         merged = merged[merged["theme"] == themes]
-    fixed = [c for c in KEY_COLUMNS + COUNT_COLUMNS if c in merged.columns]
+    fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + JUDGE_COUNT_COLUMNS) if c in merged.columns]
     rest = [c for c in merged.columns if c not in fixed]
     return merged[fixed + rest].sort_values(["bench", "model", "source"]).reset_index(drop=True)

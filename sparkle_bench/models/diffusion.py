@@ -1,5 +1,6 @@
-"""Diffusers-based editors. The template loads the pipeline once and writes nothing itself;
-each model implements only :meth:`DiffusersAdapter.call`, the pipeline call.
+"""Diffusers-based editors. The template loads the pipeline once, on the first sample that needs
+generating (a run whose outputs all exist, or that is only scored or judged, loads no weights), and
+writes nothing itself; each model implements only :meth:`DiffusersAdapter.call`, the pipeline call.
 
 Weights come from a Hugging Face id (from the local hub cache when offline) or a local folder:
 ``--model kiwi-sparkle:/models/Kiwi-Sparkle-720P-81F``.
@@ -56,7 +57,7 @@ class DiffusersAdapter(ModelAdapter):
     def spec(self) -> str:
         return self.name if self.repo == self.default_repo else f"{self.name}:{self.repo}"
 
-    def setup(self, bench: Bench) -> None:
+    def load(self) -> None:
         import diffusers
         import torch
 
@@ -76,6 +77,8 @@ class DiffusersAdapter(ModelAdapter):
     def edit(self, sample: Sample) -> EditedVideo:
         import torch
 
+        if self.pipe is None:
+            self.load()
         frames = read_frames(sample.source, size=(self.width, self.height))[: self.max_frames]
         frames = frames[: 4 * ((len(frames) - 1) // 4) + 1]  # Wan's VAE takes 4k+1 frames
         generator = torch.Generator(self.device).manual_seed(self.seed)
@@ -144,7 +147,6 @@ class WanVace(DiffusersAdapter):
 
     def setup(self, bench: Bench) -> None:
         self.masks_dir = bench.masks_dir
-        super().setup(bench)
 
     def call(self, frames: np.ndarray, sample: Sample, generator: Any) -> Any:
         mask_path = find_mask(self.masks_dir, sample.theme, sample.id)

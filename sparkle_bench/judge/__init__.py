@@ -1,0 +1,1 @@
+"""VLM judge: versioned rubrics, OpenAI-compatible and local backends, cached resumable judging."""

@@ -1,0 +1,80 @@
+"""Command-line options of the judge and the objects they build (backend, rubric, cache).
+
+Building the parser imports only the rubric module, so ``sparkle-bench --help`` and ``ls`` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from ..paths import home
+from .rubrics import Rubric, builtin_names, load_rubric, rubric_for_bench, with_text_from
+
+if TYPE_CHECKING:
+    from .backend import JudgeBackend
+    from .run import JudgeSettings
+
+DEFAULT_MODELS = {"openai": "gemini-2.5-pro", "local": "Qwen/Qwen2.5-VL-7B-Instruct"}
+
+
+def add_judge_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("judge")
+    g.add_argument("--judge", choices=sorted(DEFAULT_MODELS), default="openai",
+                   help="openai: any OpenAI-compatible endpoint (Gemini, vLLM, SGLang); local: transformers Qwen-VL")
+    g.add_argument("--judge-model", default=os.environ.get("SPARKLE_JUDGE_MODEL"),
+                   help="model name at the endpoint, or a local hub id / folder ($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)")
+    g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 ($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)")
+    g.add_argument("--api-key-env", help="environment variable holding the API key (default: SPARKLE_JUDGE_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY)")
+    g.add_argument("--api-key", help=argparse.SUPPRESS)  # accepted, never written; the environment is preferred
+    g.add_argument("--rubric", choices=builtin_names() + ["sparkle", "openve"], help="built-in rubric (default: the bench's)")
+    g.add_argument("--rubric-from", type=Path, help="prompt text from your copy of an official eval script (.py, parsed, not run) or a text file")
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--max-tokens", type=int, help="answer length limit sent to the endpoint (default: none)")
+    g.add_argument("--video-as", choices=["video_url", "frames"], default="video_url", help="send mp4 files, or sampled JPEG frames")
+    g.add_argument("--frames", type=int, default=16, help="frames per video for --video-as frames and the local judge")
+    g.add_argument("--max-pixels", type=int, default=360 * 640, help="pixel budget per frame for the local judge")
+    g.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    g.add_argument("--retries", type=int, default=5, help="retries of a failed request (timeouts, 429, 5xx)")
+    g.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds (doubles, with jitter)")
+    g.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one answer")
+    g.add_argument("--reasks", type=int, default=2, help="follow-up asks when an answer cannot be read")
+    g.add_argument("--max-requests", type=int, help="stop cleanly after sending this many requests")
+    g.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    g.add_argument("--judge-cache", type=Path, help="response cache folder, shareable between runs and machines (default: $SPARKLE_BENCH_HOME/judge-cache)")
+    g.add_argument("--missing-policy", choices=["exclude", "floor"], default="exclude",
+                   help="failed/missing samples: left out of the means (published behaviour) or scored 1")
+
+
+def build_rubric(args: argparse.Namespace, bench_name: str) -> Rubric:
+    rubric = load_rubric(args.rubric) if args.rubric else rubric_for_bench(bench_name)
+    return with_text_from(rubric, args.rubric_from) if args.rubric_from else rubric
+
+
+def build_backend(args: argparse.Namespace) -> JudgeBackend:
+    model = args.judge_model or DEFAULT_MODELS[args.judge]
+    if args.judge == "local":
+        from .local_vl import LocalQwenVL
+
+        return LocalQwenVL(model, frames=args.frames, max_pixels=args.max_pixels)
+    from .openai_compat import OpenAICompatible
+
+    return OpenAICompatible(
+        model, args.base_url, args.api_key, api_key_env=args.api_key_env, temperature=args.temperature, seed=args.seed,
+        max_tokens=args.max_tokens, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
+        video_as=args.video_as, frames=args.frames,
+    )
+
+
+def build_settings(args: argparse.Namespace, bench_name: str) -> JudgeSettings:
+    from .cache import ResponseCache
+    from .run import JudgeSettings
+
+    return JudgeSettings(
+        backend=build_backend(args), rubric=build_rubric(args, bench_name),
+        cache=ResponseCache(args.judge_cache or home() / "judge-cache"), reasks=args.reasks, concurrency=args.concurrency,
+    )
