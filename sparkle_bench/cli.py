@@ -279,6 +279,21 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_masks(args: argparse.Namespace) -> int:
+    from .maskgen.detector import GroundingDetector
+    from .maskgen.generate import generate_masks
+    from .maskgen.propagate import Sam2Propagator, load_sam2_video_predictor
+
+    bench = load_selected_bench(args)
+    out = args.out or bench.root / "masks"
+    settings = {"detector": args.detector, "queries": args.queries, "box_threshold": args.box_threshold,
+                "max_boxes": args.max_boxes, "sam2": args.sam2, "sam2_config": args.sam2_config, "anchor_fps": args.anchor_fps}
+    detector = GroundingDetector(args.detector, tuple(args.queries), args.box_threshold, args.max_boxes, args.device)
+    propagator = Sam2Propagator(load_sam2_video_predictor(args.sam2, args.sam2_config, args.device))
+    counts = generate_masks(bench, out, detector, propagator, settings, args.anchor_fps)
+    return 3 if args.strict and counts.failed else 0
+
+
 def cmd_validate_metrics(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -345,6 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="list registered models, metrics or subsets (imports no torch)")
     p.add_argument("what", choices=["models", "metrics", "subsets"])
     p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("masks", help="foreground masks for a bench: grounding boxes at ~2 fps, SAM2 propagation, majority vote")
+    _bench_args(p)
+    p.add_argument("--out", type=Path, help="where to write {theme}/{id}.npz and MANIFEST.json (default: <bench>/masks)")
+    p.add_argument("--detector", default="google/owlv2-base-patch16-ensemble", help="OWLv2 or Grounding DINO: hub id or folder")
+    p.add_argument("--queries", type=_csv_list, default=["person", "animal", "vehicle"], help="what counts as foreground")
+    p.add_argument("--box-threshold", type=float, default=0.3)
+    p.add_argument("--max-boxes", type=int, default=4, help="boxes kept per anchor frame, best first")
+    p.add_argument("--sam2", default="facebook/sam2.1-hiera-large", help="SAM2 hub id, or a .pt checkpoint with --sam2-config")
+    p.add_argument("--sam2-config", help="sam2 config name (configs/sam2.1/sam2.1_hiera_l.yaml) or a YAML file")
+    p.add_argument("--anchor-fps", type=float, default=2.0, help="anchor frames per second of video")
+    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--strict", action="store_true", help="exit with status 3 if any video failed")
+    p.set_defaults(func=cmd_masks)
 
     p = sub.add_parser("validate-metrics", help="check that known perturbations move every metric the right way")
     p.add_argument("--real", type=Path, help="folder of real clips (pairs/, openve3m_compare/, masks/)")

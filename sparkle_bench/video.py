@@ -75,7 +75,9 @@ def read_frames(
     if wanted and (min(wanted) < 0 or max(wanted) >= len(reader)):
         raise VideoError(f"{Path(path).name}: frame index out of range (has {len(reader)} frames)")
     try:
-        frames = reader.get_batch(wanted).asnumpy()
+        batch = reader.get_batch(wanted)
+        # decord's bridge is process-wide and sam2 switches it to torch: accept either
+        frames = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
     except (RuntimeError, decord.DECORDError) as exc:
         raise VideoError(f"{Path(path).name} is truncated or damaged: {_first_line(exc)}") from exc
     if frames.shape[0] != len(wanted):

@@ -15,25 +15,31 @@ import numpy as np
 from ..pair import VideoPair
 from .base import Metric, MetricUnavailable, foreground_region
 
-CLIP_MODEL = os.environ.get("SPARKLE_CLIP_MODEL", "ViT-B-32")
-CLIP_PRETRAINED = os.environ.get("SPARKLE_CLIP_PRETRAINED", "laion2b_s34b_b79k")
 CLIP_FRAMES = 8
 
 
-@functools.lru_cache(maxsize=1)
-def _clip() -> tuple[Any, Any, Any] | str:
+def clip_choice() -> tuple[str, str | None]:
+    """open_clip model and pretrained tag: ``$SPARKLE_CLIP_MODEL`` (an open_clip name, ``hf-hub:...``
+    or ``local-dir:/path``) and ``$SPARKLE_CLIP_PRETRAINED`` (a tag or a weights file)."""
+    model = os.environ.get("SPARKLE_CLIP_MODEL", "ViT-B-32")
+    default = None if ":" in model else "laion2b_s34b_b79k"  # hf-hub: and local-dir: carry their weights
+    return model, os.environ.get("SPARKLE_CLIP_PRETRAINED", default)
+
+
+@functools.lru_cache(maxsize=2)
+def _clip(model_name: str, pretrained: str | None) -> tuple[Any, Any, Any] | str:
     """(model, preprocess, tokenizer), or the reason they cannot be loaded here."""
     try:
         import open_clip
 
-        model, _, preprocess = open_clip.create_model_and_transforms(CLIP_MODEL, pretrained=CLIP_PRETRAINED)
-        return model.eval(), preprocess, open_clip.get_tokenizer(CLIP_MODEL)
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
+        return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
     except Exception as exc:  # any loader failure (offline hub, missing package) means "unavailable"
-        return f"open_clip {CLIP_MODEL}/{CLIP_PRETRAINED} not available locally ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+        return f"open_clip {model_name}/{pretrained} not available locally ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
 
 
 def _clip_or_unavailable() -> tuple[Any, Any, Any]:
-    loaded = _clip()
+    loaded = _clip(*clip_choice())
     if isinstance(loaded, str):
         raise MetricUnavailable(loaded)
     return loaded
