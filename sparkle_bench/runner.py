@@ -15,7 +15,7 @@ from .bench import Bench, Sample
 from .log import console, problem
 from .masks import MaskError, find_mask
 from .metrics import Metric, MetricUnavailable
-from .models import ModelAdapter
+from .models import ModelAdapter, WeightsError
 from .pair import load_pair
 from .records import append_jsonl, file_digest, read_jsonl
 from .video import VideoError, write_video
@@ -74,6 +74,8 @@ def run_inference(
             try:
                 video = adapter.edit(sample)
                 write_video(outputs / sample.output_relpath, video.frames, video.fps)
+            except WeightsError:
+                raise
             except Exception as exc:  # one sample's crash must not end the run; it is recorded
                 cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 problem("inference failed", f"{sample.theme}/{sample.id}", cause)

@@ -131,10 +131,10 @@ def test_rate_limits_server_errors_slow_replies_and_bad_bodies(samples, tmp_path
     assert {e["instruction"] for e in server.log[before:]} == {s[1].prompt}
 
 
-def _run_judge_subprocess(server, tmp_path, env_home):
+def _run_judge_subprocess(server, tmp_path, env_home, cache=None):
     env = {**os.environ, "SPARKLE_JUDGE_API_KEY": SECRET, "SPARKLE_BENCH_HOME": env_home}
     cmd = [sys.executable, "-m", "sparkle_bench.cli", "judge", "--bench", "demo", "--model", "reference",
-           "--runs-dir", str(tmp_path / "runs"), "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"),
+           "--runs-dir", str(tmp_path / "runs"), "--base-url", server.url, "--judge-cache", str(cache or tmp_path / "cache"),
            "--concurrency", "2", *FAST]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -163,6 +163,17 @@ def test_kill_and_resume_repeats_no_request(samples, tmp_path, server_factory, s
         assert min(per_sample) == 1 and repeats <= 2
     assert all(r["status"] == "ok" for r in records(tmp_path).values()) and len(records(tmp_path)) == 12
     _assert_secret_nowhere(tmp_path)
+
+
+def test_two_processes_sharing_a_cache_never_ask_twice(samples, tmp_path, server_factory):
+    server = server_factory({}, default=("slow", 0.2, "good"), api_key=SECRET)
+    first = _run_judge_subprocess(server, tmp_path / "a", os.environ["SPARKLE_BENCH_HOME"], cache=tmp_path / "cache")
+    second = _run_judge_subprocess(server, tmp_path / "b", os.environ["SPARKLE_BENCH_HOME"], cache=tmp_path / "cache")
+    assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
+    assert [len(server.requests_for(x.prompt)) for x in samples] == [1] * 12
+    for run in ("a", "b"):
+        got = run_records(tmp_path / run / "runs" / "demo-reference", "judge*.jsonl")
+        assert len(got) == 12 and all(r["status"] == "ok" for r in got.values())
 
 
 def _assert_secret_nowhere(root: Path):

@@ -82,12 +82,17 @@ def test_degenerate_inputs_are_unavailable_not_zero(clip_frames):
         M["fg_ssim"](pair(frames, frames, None))
 
 
-def test_learned_metrics_without_local_weights_are_unavailable(clip_frames, monkeypatch):
+def test_learned_metrics_without_local_weights_are_unavailable(clip_frames, monkeypatch, tmp_path):
     from sparkle_bench.metrics import learned
 
-    monkeypatch.setattr(learned, "_clip", lambda: "open_clip weights not available locally (test)")
-    monkeypatch.setattr(learned, "_lpips", lambda: "LPIPS backbone weights not available locally (test)")
+    monkeypatch.setenv("SPARKLE_CLIP_MODEL", f"local-dir:{tmp_path / 'no-clip-here'}")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    learned._lpips.cache_clear()
     _, frames, masks = clip_frames
-    for metric in load_metrics(["clip_text", "clip_consistency", "fg_lpips"]):
-        with pytest.raises(MetricUnavailable, match="not available locally"):
-            metric(pair(frames, frames, masks))
+    try:
+        for metric in load_metrics(["clip_text", "clip_consistency", "fg_lpips"]):
+            with pytest.raises(MetricUnavailable, match="not available locally"):
+                metric(pair(frames, frames, masks))
+    finally:
+        learned._lpips.cache_clear()

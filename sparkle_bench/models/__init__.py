@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import AdapterError, EditedVideo, ModelAdapter
+from .base import AdapterError, EditedVideo, ModelAdapter, WeightsError
 
 MODELS = Registry(
     "model",
@@ -28,4 +28,4 @@ def load_model(spec: str) -> ModelAdapter:
     return MODELS.load(spec)()
 
 
-__all__ = ["MODELS", "AdapterError", "EditedVideo", "ModelAdapter", "load_model"]
+__all__ = ["MODELS", "AdapterError", "EditedVideo", "ModelAdapter", "WeightsError", "load_model"]

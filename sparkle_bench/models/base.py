@@ -20,6 +20,10 @@ class AdapterError(RuntimeError):
     """An adapter that cannot run here (bad argument, missing weights or masks)."""
 
 
+class WeightsError(AdapterError):
+    """The model's weights cannot be loaded: no sample can be generated, so inference stops."""
+
+
 @dataclass
 class EditedVideo:
     frames: np.ndarray  # (T, H, W, 3) uint8 RGB

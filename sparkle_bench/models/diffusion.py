@@ -18,7 +18,7 @@ import numpy as np
 from ..bench import Bench, Sample
 from ..masks import find_mask, load_mask, morph, resize_mask
 from ..video import read_frames
-from .base import AdapterError, EditedVideo, ModelAdapter
+from .base import AdapterError, EditedVideo, ModelAdapter, WeightsError
 
 
 def to_uint8_frames(output: Any) -> np.ndarray:
@@ -65,12 +65,14 @@ class DiffusersAdapter(ModelAdapter):
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         pipeline_cls = getattr(diffusers, self.pipeline_class)
         kwargs = {"trust_remote_code": True} if self.trust_remote_code else {}
+        if self.repo.startswith(("/", ".", "~")) and not Path(self.repo).expanduser().is_dir():
+            raise WeightsError(f"{self.name}: cannot load weights from {self.repo}: no such folder")
         try:
             self.pipe = pipeline_cls.from_pretrained(self.repo, torch_dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             local = Path(self.repo).exists()
             hint = "check the folder" if local else f"download it first (`hf download {self.repo}`) or pass a local folder"
-            raise AdapterError(f"{self.name}: cannot load weights from {self.repo}: {str(exc).splitlines()[0]}; {hint}") from exc
+            raise WeightsError(f"{self.name}: cannot load weights from {self.repo}: {str(exc).splitlines()[0]}; {hint}") from exc
         self.pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
 
