@@ -96,13 +96,16 @@ def _score(bench, adapter, run_dir: Path, shard, args) -> None:
 def _table(bench, model: str, run_dir: Path, strict: bool = False, missing_policy: str = "exclude") -> int:
     from .judge.rubrics import load_rubric
     from .log import warn
-    from .tables import combine, judge_summary, run_records, summarize, write_table
+    from .tables import combine, judge_summary, latest_judge, run_records, summarize, write_table
 
     metric_records, judge_records = run_records(run_dir), run_records(run_dir, "judge*.jsonl")
     objective = summarize(bench, metric_records, model) if metric_records or not judge_records else None
     judge = None
     if judge_records:
-        rubric = load_rubric(next(r["rubric"] for r in judge_records.values() if "rubric" in r))
+        judge_records, other = latest_judge(judge_records)
+        if other:
+            warn(f"{other} judge records made with another judge model or rubric are ignored (re-judge them)")
+        rubric = load_rubric(next(iter(judge_records.values()))["rubric"])
         judge = judge_summary(bench, judge_records, model, rubric.columns, missing_policy)
         macro = judge[judge["theme"] == "MACRO"].iloc[0]
         left_out = int(macro["n_judge_failed"] + macro["n_judge_missing"])

@@ -65,6 +65,15 @@ def summarize(
     return pd.concat([table, pd.DataFrame([macro])], ignore_index=True)
 
 
+def latest_judge(records: dict[str, dict]) -> tuple[dict[str, dict], int]:
+    """The records of the judge model and rubric version used last (by record time), and how
+    many records of other judges were left out: one table never mixes two judges."""
+    newest = max(records.values(), key=lambda r: r.get("judged_at", ""))
+    which = (newest.get("judge_model"), newest.get("rubric_version"))
+    kept = {k: r for k, r in records.items() if (r.get("judge_model"), r.get("rubric_version")) == which}
+    return kept, len(records) - len(kept)
+
+
 def judge_summary(bench: Bench, records: dict[str, dict], model: str, columns: list[str], policy: str = "exclude") -> pd.DataFrame:
     """Judge scores per theme and MACRO, with judged / failed / missing counts.
 

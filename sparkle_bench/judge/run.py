@@ -49,6 +49,12 @@ class JudgeCounts:
     stopped: str = ""
 
 
+def _timestamp() -> str:
+    """UTC with nanoseconds, so records written within one second still order."""
+    now = time.time_ns()
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now // 10**9))}.{now % 10**9:09d}Z"
+
+
 class _Redactor:
     def __init__(self, secrets: tuple[str, ...]):
         self.secrets = [s for s in secrets if s]
@@ -88,7 +94,7 @@ def judge_sample(sample: Sample, edited: Path, settings: JudgeSettings, control:
                 answer = _Redactor(backend.secrets())(backend.ask(conversation, control))  # an echoed key is never stored
                 sent += 1
                 cache.put(key, {"answer": answer, "judge_model": backend.model, "rubric_version": rubric.version,
-                                "sample": sample.id, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                                "sample": sample.id, "created": _timestamp()})
             else:
                 answer = entry["answer"]
             answers.append(answer)
@@ -134,6 +140,7 @@ def judge_run(
         if result["status"] != "ok":
             problem(f"judge {result['status']}", f"{sample.theme}/{sample.id}", result["reason"])
         append_jsonl(path, {"id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
+                            "judged_at": _timestamp(),
                             "edited": str(edited) if edited else None,
                             "edited_digest": file_digest(edited) if edited else None, **base, **result})
         name = COUNTER[result["status"]]
@@ -167,10 +174,14 @@ def judge_run(
                     counts.stopped = str(exc)
                     counts.not_reached += 1
                     continue
+                except JudgeFatal:
+                    raise
                 except TransportError as exc:
                     result = {"status": "failed", "reason": f"request failed: {exc}", "judge": {}}
-                except (OSError, VideoError) as exc:
-                    result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "judge": {}, "final": True}
+                except VideoError as exc:
+                    result = {"status": "failed", "reason": f"edited video unusable: {exc}", "judge": {}, "final": True}
+                except Exception as exc:  # one sample's crash must not end the run; not final, so retried next time
+                    result = {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:200]}", "judge": {}}
                 counts.cached_answers += len(result.get("answers", ())) - result.get("requests", 0)
                 write(sample, edited, result)
             if control.stop.is_set():
