@@ -140,10 +140,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bench, adapter, run_dir, shard = _prepare(args)
     _infer(bench, adapter, run_dir, shard)
     _score(bench, adapter, run_dir, shard, args)
+    if args.judge:
+        from .judge.setup import judge_stage
+
+        code = judge_stage(bench, adapter, run_dir, shard, args)
+        if code:
+            return code
     if shard != (0, 1):
         console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: sparkle-bench table {run_dir}")
         return 0
-    return _table(bench, adapter.spec, run_dir, args.strict)
+    return _table(bench, adapter.spec, run_dir, args.strict, args.missing_policy)
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
@@ -176,45 +182,12 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    import signal
-
-    from .judge.backend import JudgeFatal, RequestControl
-    from .judge.run import estimate_run, judge_run, report
-    from .judge.setup import build_settings
+    from .judge.setup import judge_stage
 
     bench, adapter, run_dir, shard = _prepare(args)
-    settings = build_settings(args, bench.name)
-    outputs = run_dir / "outputs"
-    if args.dry_run:
-        e = estimate_run(bench, adapter, outputs, settings, shard)
-        console.print(
-            f"dry run, {settings.backend.name} judge {settings.backend.model}, rubric {settings.rubric.version}: "
-            f"{e.requests} requests to send ({e.cached} samples already in the cache, {e.missing} without an edited video), "
-            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; up to {args.reasks} re-asks per unreadable answer"
-        )
-        return 0
-    control = RequestControl(args.max_requests)
-
-    def stop(signum, frame):  # first signal: finish the requests in flight, record them, stop
-        if control.stop.is_set():
-            raise KeyboardInterrupt
-        console.print("stopping: waiting for the requests in flight (signal again to abort)")
-        control.stop.set()
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        counts = judge_run(bench, adapter, outputs, run_dir, settings, control, shard)
-    except JudgeFatal as exc:
-        console.print(f"[red]error[/]: {exc}", soft_wrap=True)
-        return 2
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    report(counts)
-    if counts.stopped and "max-requests" not in counts.stopped:
-        return 130
-    if shard != (0, 1):
-        return 0
+    code = judge_stage(bench, adapter, run_dir, shard, args)
+    if code or shard != (0, 1) or args.dry_run:
+        return code
     return _table(bench, adapter.spec, run_dir, args.strict, args.missing_policy)
 
 
@@ -324,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     for name, func, help_text in (
-        ("eval", cmd_eval, "infer (if needed) + score + table into runs/<name>/"),
+        ("eval", cmd_eval, "infer (if needed) + score (+ judge with --judge) + table into runs/<name>/"),
         ("infer", cmd_infer, "only write the model's edited videos"),
         ("score", cmd_score, "only score existing edited videos (and write the table)"),
     ):
@@ -333,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         _run_args(p)
         if name != "infer":
             _score_args(p)
+        if name == "eval":
+            add_judge_args(p, backend=None)
         p.set_defaults(func=func)
 
     p = sub.add_parser("judge", help="score edited videos with a VLM judge (cached, resumable) into judge.jsonl")

@@ -60,6 +60,7 @@ class JudgeServer:
         replies = self.script.get(instruction, [self.default])
         reply = replies[min(index, len(replies) - 1)]
         entry = {"t": time.monotonic(), "instruction": instruction, "turns": len(request["messages"]),
+                 "prompt": request["messages"][0]["content"][0]["text"],
                  "body_sha": hashlib.sha1(body).hexdigest(), "auth": handler.headers.get("authorization"),
                  "temperature": request.get("temperature"), "seed": request.get("seed"),
                  "videos": sum(1 for p in request["messages"][0]["content"] if p["type"] == "video_url"), "status": None}

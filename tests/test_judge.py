@@ -302,3 +302,37 @@ def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_pat
     assert main(args) == 0  # judged (and failed for good): nothing is asked again
     assert all(r["requests"] == 3 for r in records(tmp_path).values())
     assert summary(tmp_path).loc["MACRO", ["n_judged", "n_judge_failed"]].tolist() == [0, 2]
+
+
+def test_eval_with_judge_gives_one_table_and_an_agreement(samples, tmp_path, server_factory):
+    server = server_factory({x.prompt: [scores(5, 4, 4, 4, 1 + i % 5, 4)] for i, x in enumerate(samples)})
+    assert main(["eval", "--bench", "demo", "--model", "reference", "--runs-dir", str(tmp_path / "runs"), "--judge", "openai",
+                 "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"), *FAST]) == 0
+    table = summary(tmp_path)
+    assert table.loc["MACRO", ["n_scored", "n_judged"]].tolist() == [12, 12]
+    assert {"bg_dynamics", "judge_bg_dynamics", "judge_overall"} <= set(table.columns)
+    assert main(["agreement", str(tmp_path / "runs" / "demo-reference")]) == 0
+    rows = pd.read_csv(tmp_path / "runs" / "demo-reference" / "agreement.csv").set_index(["theme", "judge", "metric"])
+    assert rows.loc[("ALL", "judge_bg_dynamics", "bg_dynamics"), "n"] == 12
+    assert -1 <= rows.loc[("ALL", "judge_bg_dynamics", "bg_dynamics"), "spearman_rho"] <= 1
+
+
+def test_openve_bench_is_judged_on_its_three_dimensions(samples, tmp_path, server_factory, demo_root):
+    root, outputs = tmp_path / "openve", tmp_path / "openve-outputs"
+    (root / "videos").mkdir(parents=True)
+    outputs.mkdir()
+    rows = ["edited_type,prompt,original_video"]
+    for x in samples[:3]:
+        (root / "videos" / f"{x.id}.mp4").symlink_to(x.source)
+        (outputs / f"{x.id}_edited.mp4").symlink_to(demo_root / "reference" / x.output_relpath)
+        rows.append(f'background_change,"{x.prompt}",videos/{x.id}.mp4')
+    (root / "bench.csv").write_text("\n".join(rows) + "\n")
+    titles = ("Instruction Compliance", "Consistency & Detail Fidelity", "Visual Quality & Stability")
+    server = server_factory({}, default=scores(3, 5, 2, rubric_titles=titles))
+    assert main(["judge", "--bench", str(root / "bench.csv"), "--model", f"precomputed:{outputs}", "--run-name", "ove",
+                 "--runs-dir", str(tmp_path / "runs"), "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"), *FAST]) == 0
+    assert all("Consistency & Detail Fidelity: <1-5>" in e["prompt"] and "Background Dynamics" not in e["prompt"] for e in server.log)
+    table = pd.read_csv(tmp_path / "runs" / "ove" / "summary.csv").set_index("theme")
+    assert table.loc["background_change", ["judge_instruction", "judge_consistency", "judge_visual_quality"]].tolist() == [3, 3, 2]
+    assert table.loc["MACRO", "judge_overall"] == pytest.approx(8 / 3, abs=1e-4)
+    assert table.loc["MACRO", "n_judged"] == 3

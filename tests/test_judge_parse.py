@@ -24,6 +24,10 @@ LINES = ("Instruction Compliance: 4\nOverall Visual Quality: 3\nForeground Integ
     "4 3 5 5 2 4",
     "4, 3, 5, 5, 2, 4",
     "\n".join(reversed(LINES.splitlines())),  # named lines may come in any order
+    LINES.replace(": ", " - "),
+    '{"scores": {"Instruction Compliance": 4, "Overall Visual Quality": 3, "Foreground Integrity": 5, '
+    '"Foreground Motion Consistency": 5, "Background Dynamics": 2, "Background Visual Quality": 4}}',
+    "[4, 3, 5, 5, 2, 4]",
 ])
 def test_readable_answers(text):
     assert parse_answer(text, SPARKLE) == [4, 3, 5, 5, 2, 4]
@@ -40,6 +44,7 @@ def test_readable_answers(text):
     ("4 3 5 5 2", "extra text"),
     ('{"Instruction Compliance": 4', "does not parse"),
     ("", "no score for Instruction Compliance"),
+    ("[4, 3, 5]", "3 scores, not 6"),
 ])
 def test_unreadable_answers_say_why(text, why):
     with pytest.raises(AnswerError, match=why):

@@ -18,7 +18,10 @@ class AnswerError(ValueError):
 
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
-_LINE = re.compile(r"^[\s>*_#`-]*(?:\d+[.)]\s*)?(?P<name>[^:=\d][^:=]*?)[\s*_`]*[:=]\s*[*_`]*\s*" + _NUMBER + r"\s*(?:/\s*5)?[\s*_`.]*(?P<rest>.*)$")
+_LINE = re.compile(
+    r"^[\s>*_#`-]*(?:\d+[.)]\s*)?(?P<name>[^:=\d][^:=\-\u2013\u2014]*?)[\s*_`]*(?:[:=]|\s[-\u2013\u2014])\s*[*_`]*\s*"
+    + _NUMBER + r"\s*(?:/\s*5)?[\s*_`.]*(?P<rest>.*)$"
+)
 
 
 def _norm(text: str) -> str:
@@ -52,7 +55,7 @@ def _score(value: object, dim: Dimension) -> int:
 def parse_answer(text: str, rubric: Rubric) -> list[int]:
     """Raw scores in the rubric's dimension order, or :class:`AnswerError`."""
     body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
-    if body.startswith("{"):
+    if body.startswith(("{", "[")):
         return _from_json(body, rubric)
     numbers = re.fullmatch(r"\s*(\d)(?:[\s,;]+(\d))*\s*", body)
     if numbers and len(re.findall(r"\d", body)) == len(rubric.dimensions) and not re.search(r"\d\d", body):
@@ -65,8 +68,15 @@ def _from_json(body: str, rubric: Rubric) -> list[int]:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         raise AnswerError(f"answer looks like JSON but does not parse ({exc.msg})") from None
+    if isinstance(data, list):  # bare scores in protocol order
+        if len(data) != len(rubric.dimensions):
+            raise AnswerError(f"JSON list has {len(data)} scores, not {len(rubric.dimensions)}")
+        return [_score(v, d) for v, d in zip(data, rubric.dimensions)]
     if not isinstance(data, dict):
         raise AnswerError("JSON answer is not an object")
+    nested = [v for v in data.values() if isinstance(v, dict) and any(_dimension_named(str(k), rubric) for k in v)]
+    if len(data) == 1 and nested:  # {"scores": {...}}
+        data = nested[0]
     found: dict[str, int] = {}
     for name, value in data.items():
         dim = _dimension_named(str(name), rubric)

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 DEFAULT_MODELS = {"openai": "gemini-2.5-pro", "local": "Qwen/Qwen2.5-VL-7B-Instruct"}
 
 
-def add_judge_args(parser: argparse.ArgumentParser) -> None:
+def add_judge_args(parser: argparse.ArgumentParser, backend: str | None = "openai") -> None:
+    """Judge options; with ``backend=None`` (``eval``) the judge runs only when ``--judge`` is given."""
     g = parser.add_argument_group("judge")
-    g.add_argument("--judge", choices=sorted(DEFAULT_MODELS), default="openai",
-                   help="openai: any OpenAI-compatible endpoint (Gemini, vLLM, SGLang); local: transformers Qwen-VL")
+    g.add_argument("--judge", choices=sorted(DEFAULT_MODELS), default=backend,
+                   help="openai: any OpenAI-compatible endpoint (Gemini, vLLM, SGLang); local: transformers Qwen-VL"
+                   + ("" if backend else " (default: no judge, objective metrics only)"))
     g.add_argument("--judge-model", default=os.environ.get("SPARKLE_JUDGE_MODEL"),
                    help="model name at the endpoint, or a local hub id / folder ($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)")
     g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 ($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)")
@@ -78,3 +80,46 @@ def build_settings(args: argparse.Namespace, bench_name: str) -> JudgeSettings:
         backend=build_backend(args), rubric=build_rubric(args, bench_name),
         cache=ResponseCache(args.judge_cache or home() / "judge-cache"), reasks=args.reasks, concurrency=args.concurrency,
     )
+
+
+def judge_stage(bench, adapter, run_dir: Path, shard: tuple[int, int], args: argparse.Namespace) -> int:
+    """Judge a run's edited videos (or, with --dry-run, say what that would send).
+
+    Returns 0, 2 when the judge cannot be used at all, or 130 when stopped by a signal. The first
+    Ctrl-C / SIGTERM lets the requests in flight finish and be recorded; a second one aborts.
+    """
+    import signal
+
+    from ..log import console
+    from .backend import JudgeFatal, RequestControl
+    from .run import estimate_run, judge_run, report
+
+    settings = build_settings(args, bench.name)
+    outputs = run_dir / "outputs"
+    if args.dry_run:
+        e = estimate_run(bench, adapter, outputs, settings, shard)
+        console.print(
+            f"dry run, {settings.backend.name} judge {settings.backend.model}, rubric {settings.rubric.version}: "
+            f"{e.requests} requests to send ({e.cached} samples already in the cache, {e.missing} without an edited video), "
+            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; up to {args.reasks} re-asks per unreadable answer"
+        )
+        return 0
+    control = RequestControl(args.max_requests)
+
+    def stop(signum, frame):
+        if control.stop.is_set():
+            raise KeyboardInterrupt
+        console.print("stopping: waiting for the requests in flight (signal again to abort)")
+        control.stop.set()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        counts = judge_run(bench, adapter, outputs, run_dir, settings, control, shard)
+    except JudgeFatal as exc:
+        console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+        return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    report(counts)
+    return 130 if counts.stopped and "max-requests" not in counts.stopped else 0
