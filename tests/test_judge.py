@@ -283,11 +283,12 @@ def test_agreement_orients_lower_is_better_metrics(tmp_path):
     assert rows.loc[("ALL", "judge_bg_dynamics", "bg_dynamics"), "n"] == 8
 
 
-def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_path):
+@pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
+def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_path, family):
     pytest.importorskip("transformers")
-    from .tiny_models import tiny_qwen25_vl
+    from .tiny_models import tiny_qwen3_vl, tiny_qwen25_vl
 
-    model = tiny_qwen25_vl(tmp_path / "tiny-qwen")
+    model = (tiny_qwen25_vl if family == "qwen2.5-vl" else tiny_qwen3_vl)(tmp_path / "tiny-qwen")
     ids = f"{samples[0].id},{samples[5].id}"
     args = ["judge", "--bench", "demo", "--model", "reference", "--ids", ids, "--runs-dir", str(tmp_path / "runs"),
             "--judge", "local", "--judge-model", str(model), "--frames", "4", "--max-pixels", str(112 * 112),

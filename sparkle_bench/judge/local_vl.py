@@ -21,12 +21,14 @@ def frame_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return (max(PATCH, int(width * scale) // PATCH * PATCH), max(PATCH, int(height * scale) // PATCH * PATCH))
 
 
-def sample_video(path, frames: int, max_pixels: int) -> np.ndarray:
-    """Evenly spaced frames (an even count: Qwen-VL pairs frames in time), resized to the budget."""
+def sample_video(path, frames: int, max_pixels: int) -> tuple[np.ndarray, dict]:
+    """Evenly spaced frames (an even count: Qwen-VL pairs frames in time), resized to the budget,
+    and the metadata that lets the processor time-stamp them (Qwen3-VL writes the seconds)."""
     info = probe(path)
     count = max(2, min(frames, info.num_frames) // 2 * 2)
     indices = np.linspace(0, info.num_frames - 1, count).round().astype(int)
-    return read_frames(path, frame_size(info.width, info.height, max_pixels), indices)
+    metadata = {"fps": info.fps, "total_num_frames": info.num_frames, "frames_indices": indices.tolist()}
+    return read_frames(path, frame_size(info.width, info.height, max_pixels), indices), metadata
 
 
 class LocalQwenVL(JudgeBackend):
@@ -65,8 +67,9 @@ class LocalQwenVL(JudgeBackend):
         for i, text in enumerate(conversation.turns):
             messages.append({"role": "assistant" if i % 2 == 0 else "user", "content": [{"type": "text", "text": text}]})
         text = self._processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        videos = [sample_video(p, self.frames, self.max_pixels) for p in (conversation.source, conversation.edited)]
-        inputs = self._processor(text=[text], videos=videos, return_tensors="pt", do_sample_frames=False).to(self._model.device)
+        videos, metadata = zip(*(sample_video(p, self.frames, self.max_pixels) for p in (conversation.source, conversation.edited)))
+        inputs = self._processor(text=[text], videos=list(videos), video_metadata=list(metadata), return_tensors="pt",
+                                 do_sample_frames=False).to(self._model.device)
         with torch.inference_mode():
             out = self._model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
         return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
