@@ -35,6 +35,22 @@ def harness_git_hash() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+SECRET_FLAGS = ("--api-key",)
+
+
+def redacted_argv(argv: list[str]) -> list[str]:
+    """The command line with the values of secret flags replaced (``--api-key X``, ``--api-key=X``)."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in SECRET_FLAGS:
+            out.append("<redacted>")
+        elif arg.startswith(tuple(f"{flag}=" for flag in SECRET_FLAGS)):
+            out.append(arg.split("=", 1)[0] + "=<redacted>")
+        else:
+            out.append(arg)
+    return out
+
+
 def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict) -> dict:
     """Create or re-open a run; refuse to mix benches or models in one folder."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +67,7 @@ def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict) -> d
         "harness_version": __version__, "git_hash": harness_git_hash(), "bench": bench.name,
         "bench_root": str(bench.root), "bench_checksum": bench.checksum, "selection": bench.selection,
         "sample_ids": [s.id for s in bench.samples], "model": model_spec, "arguments": arguments,
-        "python": platform.python_version(), "command": " ".join(sys.argv[1:]),
+        "python": platform.python_version(), "command": " ".join(redacted_argv(sys.argv[1:])),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     tmp = path.with_name(f".{path.name}.tmp")

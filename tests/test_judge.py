@@ -191,7 +191,13 @@ def test_api_key_is_sent_but_never_written(samples, tmp_path, server_factory, mo
     answers = records(tmp_path)[samples[0].id]["answers"]
     assert answers and all("<redacted>" in a for a in answers)
     monkeypatch.delenv("SPARKLE_JUDGE_API_KEY")
-    assert judge(server, tmp_path / "flag", "--api-key", SECRET, "--judge-model", "other") == 0  # key from the flag
+    flag_run = subprocess.run(
+        [sys.executable, "-m", "sparkle_bench.cli", "judge", "--bench", "demo", "--model", "reference", "--ids", samples[1].id,
+         "--runs-dir", str(tmp_path / "flag"), "--base-url", server.url, "--judge-cache", str(tmp_path / "flag-cache"),
+         f"--api-key={SECRET}", *FAST], capture_output=True, text=True, timeout=120)
+    assert flag_run.returncode == 0, flag_run.stderr
+    assert SECRET not in flag_run.stdout + flag_run.stderr
+    assert "--api-key=<redacted>" in (tmp_path / "flag" / "demo-reference" / "provenance.json").read_text()
     _assert_secret_nowhere(tmp_path)
 
 

@@ -31,7 +31,7 @@ def add_judge_args(parser: argparse.ArgumentParser, backend: str | None = "opena
                    help="model name at the endpoint, or a local hub id / folder ($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)")
     g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 ($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)")
     g.add_argument("--api-key-env", help="environment variable holding the API key (default: SPARKLE_JUDGE_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY)")
-    g.add_argument("--api-key", help=argparse.SUPPRESS)  # accepted, never written; the environment is preferred
+    g.add_argument("--api-key", help="the key itself (never written anywhere; prefer the environment: flags show in `ps`)")
     g.add_argument("--rubric", choices=builtin_names() + ["sparkle", "openve"], help="built-in rubric (default: the bench's)")
     g.add_argument("--rubric-from", type=Path, help="prompt text from your copy of an official eval script (.py, parsed, not run) or a text file")
     g.add_argument("--temperature", type=float, default=0.0)
