@@ -50,7 +50,7 @@ def messy_outputs(demo_root, tmp_path):
     out = tmp_path / "outputs"
     out.mkdir()
     refs = {p.name[: -len("_edited.mp4")]: p for p in (demo_root / "reference").rglob("*_edited.mp4")}
-    for sample_id, path in refs.items():
+    for path in refs.values():
         shutil.copy(path, out / path.name)
     small = read_frames(refs["Demo_time_000"], size=(448, 240))[:30]  # other size and frame count
     write_video(out / "Demo_time_000_edited.mp4", small, 16)

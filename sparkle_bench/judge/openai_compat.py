@@ -93,10 +93,9 @@ class OpenAICompatible(JudgeBackend):
     def ask(self, conversation: Conversation, control: RequestControl) -> str:
         payload = {"model": self.model, "messages": self.messages(conversation), **self.options}
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        last = "no attempt"
+        last, delay = "no attempt", 0.0
         for attempt in range(self.retries + 1):
-            if attempt:
-                control.wait(delay)
+            control.wait(delay)
             control.take()
             delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.5)
             try:

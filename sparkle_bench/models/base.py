@@ -46,7 +46,8 @@ class ModelAdapter(ABC):
         return self.name
 
     def setup(self, bench: Bench) -> None:
-        """Load weights or index files once, before the first sample."""
+        """Cheap preparation for a bench (paths, masks folder). Weights load on the first
+        :meth:`edit`, so stages that only read outputs (score, judge) never load them."""
 
     def locate(self, sample: Sample, outputs: Path) -> Path | None:
         """The edited video for ``sample`` if it exists (the runner's cache check)."""
