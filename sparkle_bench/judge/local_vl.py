@@ -35,12 +35,12 @@ class LocalQwenVL(JudgeBackend):
     name = "local"
 
     def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, frames: int = 16, max_pixels: int = 360 * 640,
-                 max_new_tokens: int = 64, device: str | None = None, model_obj=None, processor=None):
+                 max_new_tokens: int = 64, device: str | None = None):
         self.model = model
         self.frames, self.max_pixels, self.max_new_tokens = frames, max_pixels, max_new_tokens
         self.view = f"frames{frames}|px{max_pixels}|greedy{max_new_tokens}"
         self._device = device
-        self._model, self._processor = model_obj, processor
+        self._model = self._processor = None
 
     def _load(self) -> None:
         if self._model is not None:
