@@ -69,7 +69,7 @@ def _prepare(args: argparse.Namespace):
     bench = load_selected_bench(args)
     adapter = load_model(args.model)
     run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec))
-    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("func", "api_key")}
+    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     open_run(run_dir, bench, adapter.spec, arguments)
     adapter.setup(bench)
     return bench, adapter, run_dir, parse_shard(args.shard)

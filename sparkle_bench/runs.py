@@ -66,7 +66,8 @@ def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict) -> d
     provenance = {
         "harness_version": __version__, "git_hash": harness_git_hash(), "bench": bench.name,
         "bench_root": str(bench.root), "bench_checksum": bench.checksum, "selection": bench.selection,
-        "sample_ids": [s.id for s in bench.samples], "model": model_spec, "arguments": arguments,
+        "sample_ids": [s.id for s in bench.samples], "model": model_spec,
+        "arguments": {k: v for k, v in arguments.items() if f"--{k.replace('_', '-')}" not in SECRET_FLAGS},
         "python": platform.python_version(), "command": " ".join(redacted_argv(sys.argv[1:])),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

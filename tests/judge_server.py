@@ -7,7 +7,6 @@ headers)``, ``("slow", seconds, text)`` or ``("body", raw_json_text)``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -61,7 +60,7 @@ class JudgeServer:
         reply = replies[min(index, len(replies) - 1)]
         entry = {"t": time.monotonic(), "instruction": instruction, "turns": len(request["messages"]),
                  "prompt": request["messages"][0]["content"][0]["text"],
-                 "body_sha": hashlib.sha1(body).hexdigest(), "auth": handler.headers.get("authorization"),
+                 "auth": handler.headers.get("authorization"),
                  "temperature": request.get("temperature"), "seed": request.get("seed"),
                  "videos": sum(1 for p in request["messages"][0]["content"] if p["type"] == "video_url"), "status": None}
         with self._lock:
@@ -90,9 +89,8 @@ class JudgeServer:
             handler.send_header("content-length", str(len(payload)))
             handler.end_headers()
             handler.wfile.write(payload)
-            entry["delivered"] = True
-        except (BrokenPipeError, ConnectionResetError):
-            entry["delivered"] = False
+        except (BrokenPipeError, ConnectionResetError):  # the client was killed while waiting
+            pass
 
     def requests_for(self, instruction: str) -> list[dict]:
         return [e for e in self.log if e["instruction"] == instruction]

@@ -57,10 +57,15 @@ def parse_answer(text: str, rubric: Rubric) -> list[int]:
     body = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
     if body.startswith(("{", "[")):
         return _from_json(body, rubric)
-    numbers = re.fullmatch(r"\s*(\d)(?:[\s,;]+(\d))*\s*", body)
-    if numbers and len(re.findall(r"\d", body)) == len(rubric.dimensions) and not re.search(r"\d\d", body):
-        return [_score(v, d) for v, d in zip(re.findall(r"\d", body), rubric.dimensions)]
+    if re.fullmatch(r"[\d\s,;]+", body):  # bare scores in protocol order
+        return _positional(re.findall(r"\d+", body), rubric)
     return _from_lines(body, rubric)
+
+
+def _positional(values: list, rubric: Rubric) -> list[int]:
+    if len(values) != len(rubric.dimensions):
+        raise AnswerError(f"{len(values)} scores, not {len(rubric.dimensions)}")
+    return [_score(v, d) for v, d in zip(values, rubric.dimensions)]
 
 
 def _from_json(body: str, rubric: Rubric) -> list[int]:
@@ -68,10 +73,8 @@ def _from_json(body: str, rubric: Rubric) -> list[int]:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         raise AnswerError(f"answer looks like JSON but does not parse ({exc.msg})") from None
-    if isinstance(data, list):  # bare scores in protocol order
-        if len(data) != len(rubric.dimensions):
-            raise AnswerError(f"JSON list has {len(data)} scores, not {len(rubric.dimensions)}")
-        return [_score(v, d) for v, d in zip(data, rubric.dimensions)]
+    if isinstance(data, list):
+        return _positional(data, rubric)
     if not isinstance(data, dict):
         raise AnswerError("JSON answer is not an object")
     nested = [v for v in data.values() if isinstance(v, dict) and any(_dimension_named(str(k), rubric) for k in v)]

@@ -38,7 +38,6 @@ class Dimension:
 class Rubric:
     name: str
     version: str
-    bench: str
     dimensions: tuple[Dimension, ...]
     intro: str
     cap_to_first: bool = True
@@ -75,11 +74,12 @@ def load_rubric(name: str) -> Rubric:
         data = tomllib.loads(path.read_text())
         if name in (path.stem, data["name"], data["version"]):
             dims = tuple(Dimension(d["key"], d["title"], d.get("guide", ""), tuple(d.get("aliases", ()))) for d in data["dimensions"])
-            return Rubric(data["name"], data["version"], data["bench"], dims, data["intro"], data.get("cap_to_first", True))
+            return Rubric(data["name"], data["version"], dims, data["intro"], data.get("cap_to_first", True))
     raise RubricError(f"unknown rubric {name!r}; built-in: {', '.join(builtin_names())}")
 
 
 def rubric_for_bench(bench_name: str) -> Rubric:
+    """OpenVE-Bench's rubric for its CSV, Sparkle-Bench's for everything else (the demo included)."""
     return load_rubric("openve" if bench_name == "openve" else "sparkle")
 
 

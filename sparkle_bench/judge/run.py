@@ -25,7 +25,6 @@ from .parse import AnswerError, parse_answer, score_columns
 from .rubrics import Rubric
 
 JUDGE_FILE = "judge.jsonl"
-COUNTER = {"ok": "judged", "failed": "failed", "missing": "missing"}
 
 
 @dataclass
@@ -48,6 +47,10 @@ class JudgeCounts:
     cached_answers: int = 0
     stopped: str = ""
 
+    def tally(self, status: str) -> None:
+        name = "judged" if status == "ok" else status  # failed, missing
+        setattr(self, name, getattr(self, name) + 1)
+
 
 def _timestamp() -> str:
     """UTC with nanoseconds, so records written within one second still order."""
@@ -55,14 +58,11 @@ def _timestamp() -> str:
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now // 10**9))}.{now % 10**9:09d}Z"
 
 
-class _Redactor:
-    def __init__(self, secrets: tuple[str, ...]):
-        self.secrets = [s for s in secrets if s]
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
             text = text.replace(secret, "<redacted>")
-        return text
+    return text
 
 
 def _conversation(sample: Sample, edited: Path, rubric: Rubric) -> Conversation:
@@ -77,21 +77,21 @@ def _key(conversation: Conversation, settings: JudgeSettings, digests: tuple[str
     })
 
 
-def judge_sample(sample: Sample, edited: Path, settings: JudgeSettings, control: RequestControl) -> dict:
-    """Ask (or recall) the judge until the answer parses or the re-asks are used up."""
+def judge_sample(sample: Sample, edited: Path, digests: tuple[str, str], settings: JudgeSettings,
+                 control: RequestControl) -> dict:
+    """Ask (or recall) the judge until the answer parses or the re-asks are used up.
+    ``digests``: content hashes of the source and edited videos, part of every request's key."""
     rubric, backend, cache = settings.rubric, settings.backend, settings.cache
-    digests = (file_digest(sample.source), file_digest(edited))
     conversation = _conversation(sample, edited, rubric)
-    sample_key = _key(conversation, settings, digests)
+    sample_key = key = _key(conversation, settings, digests)
     answers: list[str] = []
     reasons: list[str] = []
     sent = 0
     with cache.claim(sample_key):
         for _ in range(settings.reasks + 1):
-            key = _key(conversation, settings, digests)
             entry = cache.get(key)
             if entry is None:
-                answer = _Redactor(backend.secrets())(backend.ask(conversation, control))  # an echoed key is never stored
+                answer = redact(backend.ask(conversation, control), backend.secrets())  # an echoed key is never stored
                 sent += 1
                 cache.put(key, {"answer": answer, "judge_model": backend.model, "rubric_version": rubric.version,
                                 "sample": sample.id, "created": _timestamp()})
@@ -103,6 +103,7 @@ def judge_sample(sample: Sample, edited: Path, settings: JudgeSettings, control:
             except AnswerError as exc:
                 reasons.append(str(exc))
                 conversation = conversation.followed_by(answer, f"Your reply could not be read: {exc}.\n{rubric.answer_format()}")
+                key = _key(conversation, settings, digests)
                 continue
             return {"status": "ok", "judge": score_columns(scores, rubric), "scores_raw": scores,
                     "answers": answers, "reasons": reasons, "key": sample_key, "requests": sent}
@@ -110,14 +111,13 @@ def judge_sample(sample: Sample, edited: Path, settings: JudgeSettings, control:
             "answers": answers, "reasons": reasons, "key": sample_key, "requests": sent, "final": True}
 
 
-def _done(records: dict[str, dict], sample_id: str, edited: Path | None) -> bool:
+def _done(previous: dict | None, edited_digest: str | None) -> bool:
     """A finished record for this very edited file (ok, unreadable-answer failure, or missing)."""
-    previous = records.get(sample_id)
     if previous is None:
         return False
-    if edited is None:
+    if edited_digest is None:
         return previous.get("status") == "missing"
-    return previous.get("edited_digest") == file_digest(edited) and (previous["status"] == "ok" or previous.get("final", False))
+    return previous.get("edited_digest") == edited_digest and (previous["status"] == "ok" or previous.get("final", False))
 
 
 def judge_run(
@@ -129,45 +129,45 @@ def judge_run(
     records = {r["id"]: r for r in read_jsonl(run_dir / JUDGE_FILE)} | {r["id"]: r for r in read_jsonl(path)}
     records = {k: r for k, r in records.items() if r.get("rubric_version") == settings.rubric.version
                and r.get("judge_model") == settings.backend.model}
-    redact = _Redactor(settings.backend.secrets())
+    secrets = settings.backend.secrets()
     counts = JudgeCounts()
     base = {"judge_model": settings.backend.model, "backend": settings.backend.name, "rubric": settings.rubric.name,
             "rubric_version": settings.rubric.version}
 
-    def write(sample: Sample, edited: Path | None, result: dict) -> None:
-        result = {k: ([redact(a) for a in v] if k in ("answers", "reasons") else redact(v) if isinstance(v, str) else v)
+    def write(sample: Sample, edited: Path | None, digest: str | None, result: dict) -> None:
+        result = {k: ([redact(a, secrets) for a in v] if k in ("answers", "reasons") else redact(v, secrets) if isinstance(v, str) else v)
                   for k, v in result.items()}
         if result["status"] != "ok":
             problem(f"judge {result['status']}", f"{sample.theme}/{sample.id}", result["reason"])
         append_jsonl(path, {"id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
                             "judged_at": _timestamp(),
                             "edited": str(edited) if edited else None,
-                            "edited_digest": file_digest(edited) if edited else None, **base, **result})
-        name = COUNTER[result["status"]]
-        setattr(counts, name, getattr(counts, name) + 1)
+                            "edited_digest": digest, **base, **result})
+        counts.tally(result["status"])
 
-    todo: list[tuple[Sample, Path]] = []
+    todo: list[tuple[Sample, Path, tuple[str, str]]] = []
     for sample in shard_samples(bench.samples, shard):
         edited = adapter.locate(sample, outputs)
-        if _done(records, sample.id, edited):
+        digest = file_digest(edited) if edited else None  # hashed once: resume check, cache key, record
+        if _done(records.get(sample.id), digest):
             counts.reused += 1
         elif edited is None:
-            write(sample, None, {"status": "missing", "reason": f"no edited video ({sample.output_relpath})", "judge": {}})
+            write(sample, None, None, {"status": "missing", "reason": f"no edited video ({sample.output_relpath})", "judge": {}})
         else:
             try:
                 probe(edited)
             except VideoError as exc:
-                write(sample, edited, {"status": "failed", "reason": f"edited video unusable, not sent: {exc}", "judge": {}, "final": True})
+                write(sample, edited, digest, {"status": "failed", "reason": f"edited video unusable, not sent: {exc}", "judge": {}, "final": True})
                 continue
-            todo.append((sample, edited))
+            todo.append((sample, edited, (file_digest(sample.source), digest)))
 
     pool = futures.ThreadPoolExecutor(max(1, settings.concurrency), thread_name_prefix="judge")
-    running = {pool.submit(judge_sample, s, e, settings, control): (s, e) for s, e in todo}
+    running = {pool.submit(judge_sample, s, e, d, settings, control): (s, e, d[1]) for s, e, d in todo}
     try:
         while running:
             finished, _ = futures.wait(running, timeout=0.2, return_when=futures.FIRST_COMPLETED)
             for future in finished:
-                sample, edited = running.pop(future)
+                sample, edited, digest = running.pop(future)
                 try:
                     result = future.result()
                 except JudgeStopped as exc:
@@ -183,7 +183,7 @@ def judge_run(
                 except Exception as exc:  # one sample's crash must not end the run; not final, so retried next time
                     result = {"status": "failed", "reason": f"{type(exc).__name__}: {str(exc)[:200]}", "judge": {}}
                 counts.cached_answers += len(result.get("answers", ())) - result.get("requests", 0)
-                write(sample, edited, result)
+                write(sample, edited, digest, result)
             if control.stop.is_set():
                 for future in [f for f in running if f.cancel()]:
                     running.pop(future)
