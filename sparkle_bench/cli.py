@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ from pathlib import Path
 from .log import console
 
 DEFAULT_RUNS = Path("runs")
+# Command groups that live with their own package; each module has ``register(subparsers)`` and
+# imports nothing heavy at module level, so ``--help`` and ``ls`` stay fast.
+COMMAND_GROUPS = ("sparkle_bench.synth.cli", "sparkle_bench.train.cli")
 
 
 def _csv_list(text: str) -> list[str]:
@@ -32,11 +36,24 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--masks", type=Path, help="folder of foreground masks ({theme}/{id}.npz or {id}.npz)")
 
 
+def _model_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip().replace("-", "_"), value.strip()
+
+
 def _run_args(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
     parser.add_argument("--model", required=model_required, help="adapter: identity, still-composite, precomputed:DIR, kiwi-edit, ... (see `ls models`)")
     parser.add_argument("--run-name", help="folder under --runs-dir (default: <bench>-<model>)")
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--shard", help="i/N: this process's share (default: RANK/WORLD_SIZE from torchrun)")
+    group = parser.add_argument_group("generation (models that generate)")
+    group.add_argument("--reference", action="store_true",
+                       help="give the model the bench's ref_images/ as reference image (own run name: <bench>-<model>-ref)")
+    group.add_argument("--offload", action="store_true", help="model CPU offload (fits 24 GB cards; slower)")
+    group.add_argument("--model-option", type=_model_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="adapter setting, repeatable: steps=20, seed=1, max_frames=49, pixel_budget=409600, fps=16, dtype=float32, ...")
 
 
 def _score_args(parser: argparse.ArgumentParser) -> None:
@@ -67,22 +84,30 @@ def _prepare(args: argparse.Namespace):
     from .runs import default_run_name, open_run
 
     bench = load_selected_bench(args)
-    adapter = load_model(args.model)
-    run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec))
+    options = dict(args.model_option)
+    options.update({k: "true" for k in ("reference", "offload") if getattr(args, k)})
+    adapter = load_model(args.model, options)
+    run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec, adapter.run_suffix))
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     open_run(run_dir, bench, adapter.spec, arguments)
     adapter.setup(bench)
     return bench, adapter, run_dir, parse_shard(args.shard)
 
 
-def _infer(bench, adapter, run_dir: Path, shard) -> None:
+def _infer(bench, adapter, run_dir: Path, shard, strict: bool = False) -> int:
+    """Generate missing outputs; non-zero when every sample tried failed (or, with ``strict``, any)."""
     from .runner import run_inference
 
     if not adapter.generates:
-        return
+        return 0
     log = run_dir / ("inference.jsonl" if shard == (0, 1) else f"inference.shard{shard[0]}of{shard[1]}.jsonl")
     report = run_inference(bench, adapter, run_dir / "outputs", log, shard)
     console.print(f"inference: {report.generated} generated, {report.cached} already there, {report.failed} failed")
+    if report.failed and (strict or not report.generated):
+        which = "every sample tried" if not report.generated else f"{report.failed} sample(s)"
+        console.print(f"[red]error[/]: inference failed for {which}; first cause: {report.first_failure}", soft_wrap=True)
+        return 1 if not report.generated else 3
+    return 0
 
 
 def _score(bench, adapter, run_dir: Path, shard, args) -> None:
@@ -138,7 +163,9 @@ def print_table(table, title: str) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     bench, adapter, run_dir, shard = _prepare(args)
-    _infer(bench, adapter, run_dir, shard)
+    code = _infer(bench, adapter, run_dir, shard)
+    if code:
+        return code
     _score(bench, adapter, run_dir, shard, args)
     if args.judge:
         from .judge.setup import judge_stage
@@ -154,8 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     bench, adapter, run_dir, shard = _prepare(args)
-    _infer(bench, adapter, run_dir, shard)
-    return 0
+    return _infer(bench, adapter, run_dir, shard, args.strict)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -306,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         _run_args(p)
         if name != "infer":
             _score_args(p)
+        else:
+            p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed")
         if name == "eval":
             add_judge_args(p, backend=None)
         p.set_defaults(func=func)
@@ -367,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--themes", type=_csv_list)
     p.set_defaults(func=cmd_download)
+
+    for module in COMMAND_GROUPS:
+        importlib.import_module(module).register(sub)
     return parser
 
 

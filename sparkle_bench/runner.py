@@ -52,6 +52,7 @@ class InferenceReport:
     cached: int = 0
     failed: int = 0
     absent: int = 0  # a non-generating adapter has no file for the sample
+    first_failure: str = ""  # "theme/id: cause" of the first failed sample
 
 
 def run_inference(
@@ -81,6 +82,7 @@ def run_inference(
                 problem("inference failed", f"{sample.theme}/{sample.id}", cause)
                 append_jsonl(log_path, {"id": sample.id, "status": "failed", "reason": cause})
                 report.failed += 1
+                report.first_failure = report.first_failure or f"{sample.theme}/{sample.id}: {cause}"
                 continue
             append_jsonl(log_path, {"id": sample.id, "status": "ok", "seconds": round(time.monotonic() - started, 2)})
             report.generated += 1

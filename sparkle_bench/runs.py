@@ -20,9 +20,9 @@ class RunMismatchError(RuntimeError):
     """An existing run folder made with another bench or model."""
 
 
-def default_run_name(bench: Bench, model_spec: str) -> str:
+def default_run_name(bench: Bench, model_spec: str, suffix: str = "") -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec.split("/")[-1] if model_spec.startswith("precomputed:") else model_spec)
-    return f"{bench.name}-{slug.strip('-')}"
+    return f"{bench.name}-{slug.strip('-')}{suffix}"
 
 
 def harness_git_hash() -> str:

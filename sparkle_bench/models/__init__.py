@@ -20,12 +20,13 @@ MODELS = Registry(
 )
 
 
-def load_model(spec: str) -> ModelAdapter:
-    """``name``, ``name:ARG`` (e.g. ``precomputed:DIR``) or ``package.module:Class``."""
+def load_model(spec: str, options: dict[str, str] | None = None) -> ModelAdapter:
+    """``name``, ``name:ARG`` (e.g. ``precomputed:DIR``) or ``package.module:Class``, configured
+    with ``options`` (``--model-option KEY=VALUE``)."""
     name, _, arg = spec.partition(":")
-    if name in MODELS.names():
-        return MODELS.load(name)(arg or None)
-    return MODELS.load(spec)()
+    adapter = MODELS.load(name)(arg or None) if name in MODELS.names() else MODELS.load(spec)()
+    adapter.configure(dict(options or {}))
+    return adapter
 
 
 __all__ = ["MODELS", "AdapterError", "EditedVideo", "ModelAdapter", "WeightsError", "load_model"]

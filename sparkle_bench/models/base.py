@@ -45,6 +45,16 @@ class ModelAdapter(ABC):
         """The string that names this adapter and its argument, as given on the command line."""
         return self.name
 
+    @property
+    def run_suffix(self) -> str:
+        """Appended to the default run name when a setting makes results incomparable (``-ref``)."""
+        return ""
+
+    def configure(self, options: dict[str, str]) -> None:
+        """Apply ``--model-option KEY=VALUE`` settings (and ``--reference``/``--offload``)."""
+        if options:
+            raise AdapterError(f"model {self.name!r} takes no options (got {', '.join(sorted(options))})")
+
     def setup(self, bench: Bench) -> None:
         """Cheap preparation for a bench (paths, masks folder). Weights load on the first
         :meth:`edit`, so stages that only read outputs (score, judge) never load them."""

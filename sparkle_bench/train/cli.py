@@ -1,0 +1,5 @@
+"""Placeholder: being built."""
+
+
+def register(sub) -> None:
+    """Add this package's commands to the CLI."""
