@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from .metrics import Metric, MetricUnavailable
 from .models import ModelAdapter, WeightsError
 from .pair import load_pair
 from .records import append_jsonl, file_digest, read_jsonl
-from .video import VideoError, write_video
+from .video import VideoError
 
 SAMPLES_FILE = "samples.jsonl"
 
@@ -44,6 +45,15 @@ def _progress() -> Progress:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, transient=True, disable=not console.is_terminal,
     )
+
+
+def _reset_gpu_peak():
+    """torch, with its peak-memory counter reset, when a torch model may use a GPU; else None."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    torch.cuda.reset_peak_memory_stats()
+    return torch
 
 
 @dataclass
@@ -72,9 +82,9 @@ def run_inference(
                 report.absent += 1
                 continue
             started = time.monotonic()
+            gpu = _reset_gpu_peak()
             try:
-                video = adapter.edit(sample)
-                write_video(outputs / sample.output_relpath, video.frames, video.fps)
+                adapter.write(sample, outputs / sample.output_relpath)
             except WeightsError:
                 raise
             except Exception as exc:  # one sample's crash must not end the run; it is recorded
@@ -84,7 +94,10 @@ def run_inference(
                 report.failed += 1
                 report.first_failure = report.first_failure or f"{sample.theme}/{sample.id}: {cause}"
                 continue
-            append_jsonl(log_path, {"id": sample.id, "status": "ok", "seconds": round(time.monotonic() - started, 2)})
+            record = {"id": sample.id, "status": "ok", "seconds": round(time.monotonic() - started, 2)}
+            if gpu is not None:
+                record["peak_gpu_mb"] = round(gpu.cuda.max_memory_allocated() / 2**20)
+            append_jsonl(log_path, record)
             report.generated += 1
     return report
 

@@ -18,18 +18,18 @@ from .tiny_models import tiny_lucy_edit, tiny_wan_vace
 def test_tiny_pipeline_writes_canonical_outputs(demo_root, tmp_path, name, build):
     pytest.importorskip("diffusers")
     folder = build(tmp_path / name)
-    adapter = load_model(f"{name}:{folder}")
+    options = {"pixel_budget": str(64 * 48), "max_frames": "7", "steps": "2"}  # CPU-sized
+    adapter = load_model(f"{name}:{folder}", options)
     assert adapter.spec == f"{name}:{folder}"
-    adapter.width, adapter.height, adapter.max_frames, adapter.steps = 64, 48, 7, 2  # CPU-sized
     bench = select(open_bench("demo"), ids=[open_bench("demo").samples[0].id])
     adapter.setup(bench)
     assert adapter.pipe is None  # weights load on the first sample that needs generating
     report = run_inference(bench, adapter, tmp_path / "outputs", tmp_path / "inference.jsonl")
     assert (report.generated, report.failed) == (1, 0)
     info = probe(tmp_path / "outputs" / bench.samples[0].output_relpath)
-    assert (info.width, info.height, info.num_frames) == (64, 48, 5)  # Wan takes 4k+1 frames
+    assert (info.width, info.height, info.num_frames) == (64, 32, 5)  # aspect kept in the budget, 4k+1 frames
     assert [r["status"] for r in read_jsonl(tmp_path / "inference.jsonl")] == ["ok"]
-    again = run_inference(bench, load_model(f"{name}:{folder}"), tmp_path / "outputs", tmp_path / "inference.jsonl")
+    again = run_inference(bench, load_model(f"{name}:{folder}", options), tmp_path / "outputs", tmp_path / "inference.jsonl")
     assert (again.generated, again.cached) == (0, 1)  # an existing output is a cache hit, no weights loaded
 
 

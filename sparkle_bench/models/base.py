@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..bench import Bench, Sample
+from ..video import write_video
 
 
 class AdapterError(RuntimeError):
@@ -67,3 +68,8 @@ class ModelAdapter(ABC):
     @abstractmethod
     def edit(self, sample: Sample) -> EditedVideo:
         """Produce the edited video for one sample."""
+
+    def write(self, sample: Sample, target: Path) -> None:
+        """Put the edited video at ``target``, atomically (adapters whose model writes files override this)."""
+        video = self.edit(sample)
+        write_video(target, video.frames, video.fps)

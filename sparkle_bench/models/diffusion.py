@@ -1,15 +1,16 @@
-"""Diffusers-based editors. The template loads the pipeline once, on the first sample that needs
-generating (a run whose outputs all exist, or that is only scored or judged, loads no weights), and
-writes nothing itself; each model implements only :meth:`DiffusersAdapter.call`, the pipeline call.
+"""Editors that are a diffusers pipeline class (Lucy-Edit, Wan-VACE). The template loads the
+pipeline once, on the first sample that needs generating (a run whose outputs all exist, or that is
+only scored or judged, loads no weights); each model implements only :meth:`DiffusersAdapter.call`.
 
-Weights come from a Hugging Face id (from the local hub cache when offline) or a local folder:
-``--model kiwi-sparkle:/models/Kiwi-Sparkle-720P-81F``.
+Weights come from a Hugging Face id (from the local hub cache when offline) or a local folder.
+Settings (``--model-option``): steps, seed, max_frames, pixel_budget, multiple, fps, dtype, device,
+offload, and the model's own (Lucy-Edit: guidance).
 """
 
 from __future__ import annotations
 
-import inspect
 from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,22 @@ from ..bench import Bench, Sample
 from ..masks import find_mask, load_mask, morph, resize_mask
 from ..video import read_frames
 from .base import AdapterError, EditedVideo, ModelAdapter, WeightsError
+from .kiwi.frames import centre_crop, prepare_video
+from .options import parse_options
+
+
+@dataclass(frozen=True)
+class DiffusersSettings:
+    steps: int = 50
+    seed: int = 42
+    max_frames: int = 81
+    pixel_budget: int = 832 * 480  # Wan2.1's 480p
+    multiple: int = 16
+    fps: float = 16.0
+    guidance: float = 5.0
+    dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
+    device: str | None = None
+    offload: bool = False
 
 
 def to_uint8_frames(output: Any) -> np.ndarray:
@@ -40,63 +57,55 @@ def to_uint8_frames(output: Any) -> np.ndarray:
 
 class DiffusersAdapter(ModelAdapter):
     default_repo: ClassVar[str]
-    pipeline_class: ClassVar[str] = "DiffusionPipeline"
-    trust_remote_code: ClassVar[bool] = False
-    width: ClassVar[int] = 832
-    height: ClassVar[int] = 480
-    max_frames: ClassVar[int] = 81
-    out_fps: ClassVar[float] = 16.0
-    steps: ClassVar[int] = 50
-    seed: ClassVar[int] = 42
+    pipeline_class: ClassVar[str]
 
     def __init__(self, arg: str | None = None) -> None:
         self.repo = arg or self.default_repo
+        self.settings = DiffusersSettings()
         self.pipe: Any = None
 
     @property
     def spec(self) -> str:
         return self.name if self.repo == self.default_repo else f"{self.name}:{self.repo}"
 
+    def configure(self, options: dict[str, str]) -> None:
+        self.settings = parse_options(self.settings, options, self.name)
+
     def load(self) -> None:
         import diffusers
         import torch
 
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        pipeline_cls = getattr(diffusers, self.pipeline_class)
-        kwargs = {"trust_remote_code": True} if self.trust_remote_code else {}
+        s = self.settings
+        self.device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = getattr(torch, s.dtype) if s.dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
         if self.repo.startswith(("/", ".", "~")) and not Path(self.repo).expanduser().is_dir():
             raise WeightsError(f"{self.name}: cannot load weights from {self.repo}: no such folder")
         try:
-            self.pipe = pipeline_cls.from_pretrained(self.repo, torch_dtype=dtype, **kwargs)
+            self.pipe = getattr(diffusers, self.pipeline_class).from_pretrained(self.repo, torch_dtype=dtype)
         except (OSError, ValueError) as exc:
             local = Path(self.repo).exists()
             hint = "check the folder" if local else f"download it first (`hf download {self.repo}`) or pass a local folder"
             raise WeightsError(f"{self.name}: cannot load weights from {self.repo}: {str(exc).splitlines()[0]}; {hint}") from exc
-        self.pipe.to(self.device)
+        if s.offload:
+            self.pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            self.pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
 
     def edit(self, sample: Sample) -> EditedVideo:
         import torch
 
+        s = self.settings
+        frames = prepare_video(read_frames(sample.source), s.pixel_budget, s.multiple, s.max_frames)
         if self.pipe is None:
             self.load()
-        frames = read_frames(sample.source, size=(self.width, self.height))[: self.max_frames]
-        frames = frames[: 4 * ((len(frames) - 1) // 4) + 1]  # Wan's VAE takes 4k+1 frames
-        generator = torch.Generator(self.device).manual_seed(self.seed)
-        return EditedVideo(to_uint8_frames(self.call(frames, sample, generator)), self.out_fps)
-
-    def _accepted(self, **kwargs: Any) -> dict[str, Any]:
-        """Keep only the keyword arguments the pipeline's ``__call__`` takes."""
-        params = inspect.signature(self.pipe.__call__).parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return kwargs
-        return {k: v for k, v in kwargs.items() if k in params}
+        generator = torch.Generator("cpu").manual_seed(s.seed)
+        return EditedVideo(to_uint8_frames(self.call(frames, sample, generator)), s.fps)
 
     def _common(self, frames: np.ndarray, sample: Sample, generator: Any) -> dict[str, Any]:
         return dict(
             prompt=sample.prompt, height=frames.shape[1], width=frames.shape[2], num_frames=len(frames),
-            num_inference_steps=self.steps, generator=generator, output_type="np",
+            num_inference_steps=self.settings.steps, generator=generator, output_type="np",
         )
 
     @abstractmethod
@@ -110,34 +119,13 @@ def _pil(frames: np.ndarray) -> list:
     return [Image.fromarray(f) for f in frames]
 
 
-class KiwiEdit(DiffusersAdapter):
-    """Kiwi-Edit (Wan2.2-TI2V-5B + Qwen2.5-VL-3B), diffusers format with remote code."""
-
-    name = "kiwi-edit"
-    default_repo = "linyq/kiwi-edit-5b-instruct-only-diffusers"
-    trust_remote_code = True
-    width, height, out_fps = 1280, 720, 15.0
-
-    def call(self, frames: np.ndarray, sample: Sample, generator: Any) -> Any:
-        params = inspect.signature(self.pipe.__call__).parameters
-        video_arg = next((n for n in ("source_video", "video", "src_video", "input_video") if n in params), "video")
-        return self.pipe(**self._accepted(**{video_arg: _pil(frames)}, **self._common(frames, sample, generator)))
-
-
-class KiwiSparkle(KiwiEdit):
-    """Kiwi-Sparkle: Kiwi-Edit fine-tuned on Sparkle, same architecture and loader."""
-
-    name = "kiwi-sparkle"
-    default_repo = "stdKonjac/Kiwi-Sparkle-720P-81F"
-
-
 class LucyEdit(DiffusersAdapter):
     name = "lucy-edit"
     default_repo = "decart-ai/Lucy-Edit-Dev"
     pipeline_class = "LucyEditPipeline"
 
     def call(self, frames: np.ndarray, sample: Sample, generator: Any) -> Any:
-        return self.pipe(video=_pil(frames), guidance_scale=5.0, **self._common(frames, sample, generator))
+        return self.pipe(video=_pil(frames), guidance_scale=self.settings.guidance, **self._common(frames, sample, generator))
 
 
 class WanVace(DiffusersAdapter):
@@ -154,6 +142,8 @@ class WanVace(DiffusersAdapter):
         mask_path = find_mask(self.masks_dir, sample.theme, sample.id)
         if mask_path is None:
             raise AdapterError("vace needs foreground masks; run `sparkle-bench masks` or pass --masks")
-        fg = morph(resize_mask(load_mask(mask_path)[: len(frames)], (frames.shape[2], frames.shape[1])), 4)
+        mask = load_mask(mask_path)[: len(frames)]
+        rows, cols = centre_crop(mask.shape[2], mask.shape[1], (frames.shape[2], frames.shape[1]))
+        fg = morph(resize_mask(mask[:, rows, cols], (frames.shape[2], frames.shape[1])), 4)
         background = np.repeat((~fg)[..., None].astype(np.uint8) * 255, 3, axis=-1)
         return self.pipe(video=_pil(frames), mask=_pil(background), **self._common(frames, sample, generator))
