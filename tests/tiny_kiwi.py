@@ -55,17 +55,42 @@ def tiny_qwen(folder: Path) -> Path:
     return folder
 
 
-def tiny_wan_base(folder: Path) -> Path:
+def tiny_wan_base(folder: Path, **dit) -> Path:
     """A diffusers-layout Wan base (transformer/ and vae/), like Wan2.2-TI2V-5B-Diffusers."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     torch.manual_seed(1)
-    WanTransformer3DModel(**DIT).save_pretrained(folder / "transformer")
+    WanTransformer3DModel(**{**DIT, **dit}).save_pretrained(folder / "transformer")
     AutoencoderKLWan(**VAE).save_pretrained(folder / "vae")
     return folder
 
 
-def tiny_kiwi_model(root: Path):
+def pass_noise_through(transformer) -> None:
+    """Start a random Wan DiT the way a pretrained flow model starts: its output repeats its noisy
+    input (patch embedding and output projection are an isometry and its transpose; every block's
+    gates and the time modulation start at zero). From a fully random start, a tiny DiT needs
+    thousands of steps to learn that pass-through before it can fit any velocity."""
+    dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    conv = transformer.patch_embedding
+    channels, pt, ph, pw = conv.weight.shape[1:]
+    size = channels * pt * ph * pw
+    basis, _ = torch.linalg.qr(torch.randn(dim, size, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        conv.weight.copy_(basis.reshape(dim, channels, pt, ph, pw))
+        conv.bias.zero_()
+        back = basis.T.reshape(channels, pt, ph, pw, dim).permute(1, 2, 3, 0, 4).reshape(size, dim)
+        transformer.proj_out.weight.copy_(back * (size / dim) ** 0.5)  # undoes the final LayerNorm's scaling
+        transformer.proj_out.bias.zero_()
+        transformer.scale_shift_table.zero_()
+        for block in transformer.blocks:
+            block.scale_shift_table.zero_()
+        time = transformer.condition_embedder
+        time.time_embedder.linear_2.weight.zero_()
+        time.time_embedder.linear_2.bias.zero_()
+        time.time_proj.bias.zero_()
+
+
+def tiny_kiwi_model(root: Path, pretrained_like: bool = False, **dit):
     """A tiny KiwiModel whose zero-initialised parts (connectors, embedders) are made random, so the
     instruction, the source and the reference all change the output."""
     from sparkle_bench.models.kiwi.dit import Denoiser
@@ -75,14 +100,17 @@ def tiny_kiwi_model(root: Path):
     from sparkle_bench.models.kiwi.pipeline import KiwiModel
     from diffusers import WanTransformer3DModel
 
-    base, qwen_dir = tiny_wan_base(root / "base"), tiny_qwen(root / "qwen")
+    base, qwen_dir = tiny_wan_base(root / "base", **dit), tiny_qwen(root / "qwen")
     qwen, processor = load_qwen(qwen_dir, qwen_dir, torch.float32)
     torch.manual_seed(2)
-    encoder = ConditionEncoder(qwen, processor, 24, EncoderConfig(**QUERIES))
-    source, reference = ConditionalEmbedder(48, 24), ConditionalEmbedder(48, 24)
+    width = {**DIT, **dit}["num_attention_heads"] * {**DIT, **dit}["attention_head_dim"]
+    encoder = ConditionEncoder(qwen, processor, width, EncoderConfig(**QUERIES))
+    source, reference = ConditionalEmbedder(48, width), ConditionalEmbedder(48, width)
     with torch.no_grad():
         for part in (encoder.connector[2], encoder.ref_connector[2], source.patch_embedding, reference.patch_embedding):
             for param in part.parameters():
                 param.normal_(0, 0.5)
     transformer = WanTransformer3DModel.from_pretrained(base / "transformer")
+    if pretrained_like:
+        pass_noise_through(transformer)
     return KiwiModel(encoder, Denoiser(transformer, source, reference), load_vae(base / "vae", torch.float32)).eval()

@@ -1,5 +1,46 @@
-"""Placeholder: being built."""
+"""``sparkle-bench train`` and ``sparkle-bench train-data`` (imports nothing heavy until run)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import FIELDS, load_config
+    from .loop import train
+
+    return train(load_config(args.config, {name: getattr(args, name) for name in FIELDS}))
+
+
+def cmd_train_data(args: argparse.Namespace) -> int:
+    from .pairs import build, from_layout, from_pair_folder
+
+    if (args.source / "prompts" / f"{args.theme}_train.csv").is_file():
+        candidates = from_layout(args.source, args.theme)
+    else:
+        candidates = from_pair_folder(args.source, args.prompts)
+    if not candidates:
+        raise ValueError(f"no pairs found in {args.source} (want prompts/{args.theme}_train.csv, or *_source/*_edited files)")
+    written, skipped = build(candidates, args.out, args.theme, args.copy)
+    return 3 if args.strict and skipped else 0
 
 
 def register(sub) -> None:
-    """Add this package's commands to the CLI."""
+    from .config import add_flags
+
+    p = sub.add_parser("train", help="fine-tune Kiwi on training pairs (one CPU/GPU, or under `accelerate launch`)",
+                       description="Settings come from CONFIG.toml (see examples/train_kiwi_sparkle.toml); "
+                                   "every setting is also a flag. Re-running the same command resumes.")
+    p.add_argument("config", type=Path, nargs="?", help="TOML settings (sections are optional)")
+    add_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-data", help="put training pairs into the Sparkle training layout (prompts/{theme}_train.csv)")
+    p.add_argument("source", type=Path, help="synthesis output (prompts/{theme}_train.csv) or a folder of {id}_source/{id}_edited files")
+    p.add_argument("--out", type=Path, required=True, help="dataset root to write (merged if it exists)")
+    p.add_argument("--theme", required=True, help="theme name (location, season, time, style, or your own)")
+    p.add_argument("--prompts", type=Path, help="CSV or JSONL with id and prompt columns (else {id}.txt beside the videos)")
+    p.add_argument("--copy", action="store_true", help="copy the videos instead of linking them")
+    p.add_argument("--strict", action="store_true", help="exit with status 3 if any pair was skipped")
+    p.set_defaults(func=cmd_train_data)

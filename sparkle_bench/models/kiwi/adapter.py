@@ -12,7 +12,6 @@ from ...bench import Bench, Sample
 from ...video import read_frames
 from ..base import AdapterError, EditedVideo, ModelAdapter
 from ..options import parse_options
-from .checkpoints import DEFAULT_BASE, DEFAULT_MLLM
 from .frames import MAX_FRAMES, PIXEL_BUDGET, SIDE_MULTIPLE, prepare_video
 from .sampler import SHIFT
 from .sources import refuse_pickle
@@ -33,8 +32,8 @@ class KiwiSettings:
     offload: bool = False
     tiling: bool = True  # VAE tiling (memory)
     reference: bool = False  # condition on the bench's ref_images/
-    base: str = DEFAULT_BASE  # Wan2.2-TI2V-5B diffusers base for DiffSynth checkpoints
-    mllm: str = DEFAULT_MLLM
+    base: str | None = None  # DiffSynth checkpoints: the Wan2.2-TI2V-5B diffusers base (default: kiwi.json, else the release)
+    mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
     lora_alpha: float = 1.0
 
 
@@ -73,7 +72,7 @@ class KiwiEdit(ModelAdapter):
         s = self.settings
         device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = getattr(torch, s.dtype) if s.dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
-        model = open_kiwi(self.source, s.base, s.mllm, dtype, s.lora_alpha)
+        model = open_kiwi(self.source, dtype, s.base, s.mllm, s.lora_alpha)
         if s.tiling:
             model.vae.enable_tiling()
         self.model = model.place(device, offload=s.offload)

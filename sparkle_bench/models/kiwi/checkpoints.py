@@ -112,29 +112,37 @@ def _merge(module: torch.nn.Module, lora: dict[str, tuple[torch.Tensor, torch.Te
             weight.copy_(merged(weight, down.to(weight.device), up.to(weight.device), alpha))
 
 
-def model_from_checkpoint(checkpoint: SortedCheckpoint, base: Path, mllm: Path, dtype: torch.dtype,
+def is_kiwi_folder(path: Path) -> bool:
+    return (Path(path) / "model_index.json").is_file()
+
+
+def model_from_checkpoint(checkpoint: SortedCheckpoint, base: Path, mllm: Path | None, dtype: torch.dtype,
                           lora_alpha: float = 1.0, merge_qwen_lora: bool = True) -> KiwiModel:
-    """The base Wan DiT/VAE and Qwen2.5-VL with the checkpoint applied (LoRA merged as W + alpha*B@A)."""
+    """The checkpoint applied (LoRA merged as W + alpha*B@A) on its base: the Wan DiT/VAE folder and
+    Qwen2.5-VL, or a whole Kiwi folder (what our trainer records when training started from one)."""
     from diffusers import WanTransformer3DModel
 
-    transformer = WanTransformer3DModel.from_pretrained(base / "transformer", torch_dtype=dtype)
-    _assign(transformer, checkpoint.dit, "DiT")
-    _merge(transformer, checkpoint.dit_lora, lora_alpha, "DiT")
-    qwen, processor = load_qwen(mllm, mllm, dtype)
-    _assign(qwen, checkpoint.qwen, "Qwen2.5-VL")
+    if is_kiwi_folder(base):
+        model = load_folder(base, dtype, sigma_min=SIGMA_MIN_DIFFSYNTH)
+        _assign(model.encoder, checkpoint.encoder, "condition encoder")
+    else:
+        transformer = WanTransformer3DModel.from_pretrained(base / "transformer", torch_dtype=dtype)
+        qwen, processor = load_qwen(mllm, mllm, dtype)
+        cfg = transformer.config
+        dim = cfg.num_attention_heads * cfg.attention_head_dim
+        encoder = encoder_with(qwen, processor, dim, checkpoint.encoder, {})
+        embedders = [ConditionalEmbedder(cfg.in_channels, dim, cfg.patch_size).to(dtype) for _ in range(2)]
+        model = KiwiModel(encoder, Denoiser(transformer, *embedders), load_vae(base / "vae", dtype),
+                          sigma_min=SIGMA_MIN_DIFFSYNTH, has_reference=False)
+        model.has_reference = bool(checkpoint.reference) and "ref_queries" in checkpoint.encoder
+    _assign(model.transformer, checkpoint.dit, "DiT")
+    _merge(model.transformer, checkpoint.dit_lora, lora_alpha, "DiT")
+    _assign(model.encoder.qwen, checkpoint.qwen, "Qwen2.5-VL")
     if merge_qwen_lora:
-        _merge(qwen, checkpoint.qwen_lora, lora_alpha, "Qwen2.5-VL")
-    cfg = transformer.config
-    dim = cfg.num_attention_heads * cfg.attention_head_dim
-    encoder = encoder_with(qwen, processor, dim, checkpoint.encoder, {})
-    embedders = []
-    for state in (checkpoint.source, checkpoint.reference):
-        embedder = ConditionalEmbedder(cfg.in_channels, dim, cfg.patch_size).to(dtype)
-        _assign(embedder, state, "conditional embedder")
-        embedders.append(embedder)
-    has_reference = bool(checkpoint.reference) and "ref_queries" in checkpoint.encoder
-    return KiwiModel(encoder, Denoiser(transformer, *embedders), load_vae(base / "vae", dtype),
-                     sigma_min=SIGMA_MIN_DIFFSYNTH, has_reference=has_reference).eval()
+        _merge(model.encoder.qwen, checkpoint.qwen_lora, lora_alpha, "Qwen2.5-VL")
+    _assign(model.denoiser.source_embedder, checkpoint.source, "source embedder")
+    _assign(model.denoiser.ref_embedder, checkpoint.reference, "reference embedder")
+    return model.eval()
 
 
 def file_sha256(path: Path) -> str:
@@ -145,7 +153,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_checkpoint(path: Path, base: Path, mllm: Path, dtype: torch.dtype = torch.float32,
+def load_checkpoint(path: Path, base: Path, mllm: Path | None, dtype: torch.dtype = torch.float32,
                     lora_alpha: float = 1.0, cache: Path | None = None) -> KiwiModel:
     """A Kiwi model from a DiffSynth checkpoint, converted once into ``cache`` (default:
     ``$SPARKLE_BENCH_HOME/kiwi-converted/<key>``) and read from there afterwards."""
@@ -158,25 +166,43 @@ def load_checkpoint(path: Path, base: Path, mllm: Path, dtype: torch.dtype = tor
     return load_folder(folder, dtype, sigma_min=SIGMA_MIN_DIFFSYNTH)  # sampled as the official script samples it
 
 
+def plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's weights under its own names, with any peft LoRA layer merged in (W + s * B @ A)."""
+    state = {k.replace(".base_layer.", "."): v for k, v in module.state_dict().items() if ".lora_" not in k}
+    for name, sub in module.named_modules():
+        if "default" in getattr(sub, "lora_A", {}):
+            key = f"{name}.weight"
+            state[key] = merged(state[key], sub.lora_A["default"].weight, sub.lora_B["default"].weight, sub.scaling["default"])
+    return state
+
+
+def lora_layers(module: torch.nn.Module, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{module name: (A, B)}`` of the peft LoRA layers in ``module``."""
+    return {f"{prefix}{name}": (sub.lora_A["default"].weight, sub.lora_B["default"].weight)
+            for name, sub in module.named_modules() if "default" in getattr(sub, "lora_A", {})}
+
+
 def diffsynth_state(model: KiwiModel, *, dit: bool = True, encoder: bool = True, reference: bool = False,
-                    qwen_lora: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
-    """A checkpoint in the DiffSynth layout of the releases (``pipe.`` removed): the full DiT,
-    queries and connectors (their spelling, ``connetor``), embedders, and Qwen LoRA pairs."""
+                    qwen_lora: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                    qwen_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A checkpoint in the DiffSynth layout of the releases (``pipe.`` removed): the full DiT (LoRA
+    merged), queries and connectors (their spelling, ``connetor``), embedders, and for the Qwen
+    language model LoRA pairs relative to the base (``qwen_lora``) or full weights (``qwen_weights``)."""
     out: dict[str, torch.Tensor] = {}
     if dit:
-        for name, value in model.transformer.state_dict().items():
+        for name, value in plain_state(model.transformer).items():
             out[f"dit.{dit_to_diffsynth(name)}"] = value
+    own = {k: v for k, v in model.encoder.state_dict().items() if not k.startswith("qwen.")}
     if encoder:
-        own = model.encoder.state_dict()
         out.update({"mllm.image_queries.q": own["image_queries"], "mllm.video_queries.q": own["video_queries"]})
         out.update({f"mllm.connetor.{k[len('connector.'):]}": v for k, v in own.items() if k.startswith("connector.")})
         out.update({f"vae_condition.{k}": v for k, v in model.denoiser.source_embedder.state_dict().items()})
     if reference:
-        own = model.encoder.state_dict()
         out["mllm.ref_queries.q"] = own["ref_queries"]
         out.update({f"mllm.{k}": v for k, v in own.items() if k.startswith("ref_connector.")})
         out.update({f"ref_vae_condition.{k}": v for k, v in model.denoiser.ref_embedder.state_dict().items()})
     for target, (down, up) in (qwen_lora or {}).items():
         out[f"{QWEN_PREFIX}{target}.lora_A.default.weight"] = down
         out[f"{QWEN_PREFIX}{target}.lora_B.default.weight"] = up
+    out.update({f"{QWEN_PREFIX}{name}": value for name, value in (qwen_weights or {}).items()})
     return {k: v.detach().contiguous() for k, v in out.items()}

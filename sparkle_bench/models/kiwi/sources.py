@@ -4,6 +4,7 @@ run code."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -11,6 +12,8 @@ import torch
 from ..base import WeightsError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+SIDECAR = "kiwi.json"  # beside a checkpoint: the base and Qwen model it applies to
+PRELOADED: dict[str, object] = {}  # checkpoint file -> a model already in memory (the trainer's evaluation)
 
 
 def refuse_pickle(source: str) -> None:
@@ -53,7 +56,27 @@ def checkpoint_file(path: Path) -> Path | None:
     return files[0]
 
 
-def open_kiwi(source: str, base: str, mllm: str, dtype: torch.dtype, lora_alpha: float = 1.0):
+def checkpoint_bases(checkpoint: Path, base: str | None, mllm: str | None) -> tuple[str, str]:
+    """The Wan base and Qwen model a DiffSynth checkpoint applies to: as given, else as recorded in
+    the ``kiwi.json`` our trainer writes beside its checkpoints, else the released models."""
+    from .checkpoints import DEFAULT_BASE, DEFAULT_MLLM
+
+    sidecar = checkpoint.parent / SIDECAR
+    recorded = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    return base or recorded.get("base") or DEFAULT_BASE, mllm or recorded.get("mllm") or DEFAULT_MLLM
+
+
+def checkpoint_paths(checkpoint: Path, base: str | None, mllm: str | None) -> tuple[Path, Path | None]:
+    """Local paths of a checkpoint's bases (no Qwen needed when the base is a whole Kiwi folder)."""
+    from .checkpoints import is_kiwi_folder
+
+    base, mllm = checkpoint_bases(checkpoint, base, mllm)
+    base_path = resolve(base)
+    return base_path, None if is_kiwi_folder(base_path) else resolve(mllm)
+
+
+def open_kiwi(source: str, dtype: torch.dtype, base: str | None = None, mllm: str | None = None,
+              lora_alpha: float = 1.0):
     """A :class:`KiwiModel` from any supported source; one-line :class:`WeightsError` on failure."""
     from .checkpoints import CheckpointError, load_checkpoint
     from .folders import FolderError, load_folder
@@ -63,6 +86,9 @@ def open_kiwi(source: str, base: str, mllm: str, dtype: torch.dtype, lora_alpha:
         checkpoint = checkpoint_file(path)
         if checkpoint is None:
             return load_folder(path, dtype)
-        return load_checkpoint(checkpoint, resolve(base), resolve(mllm), dtype, lora_alpha)
+        if str(checkpoint.resolve()) in PRELOADED:
+            return PRELOADED[str(checkpoint.resolve())]
+        base_path, mllm_path = checkpoint_paths(checkpoint, base, mllm)
+        return load_checkpoint(checkpoint, base_path, mllm_path, dtype, lora_alpha)
     except (CheckpointError, FolderError, OSError, ValueError) as exc:
         raise WeightsError(f"cannot load Kiwi weights from {source}: {str(exc).splitlines()[0]}") from exc
