@@ -10,6 +10,7 @@ same command resumes from the newest complete checkpoint and continues the same 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..log import console, problem
-from ..records import append_jsonl
+from ..records import append_jsonl, read_jsonl
 from .config import TrainConfig, to_toml
 from .data import PairDataset, PairStream, file_key, keep_as_is, read_pairs
 from .model import FlowMatchingObjective, Start, export_state, make_trainable
@@ -104,6 +105,8 @@ def train(config: TrainConfig) -> int:
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, config.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    if accelerator.state.deepspeed_plugin is not None:  # no prepared dataloader tells DeepSpeed the batch size
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
     objective, optimizer = accelerator.prepare(objective, optimizer)
     progress = Progress(positions=[0] * accelerator.num_processes)
     accelerator.register_for_checkpointing(scheduler, progress)
@@ -130,7 +133,12 @@ def train(config: TrainConfig) -> int:
         accelerator.load_state(str(resume / "state"))
         if main:
             console.print(f"resuming from {resume} (step {progress.step})")
-    accelerator.init_trackers("kiwi-train", config={k: (str(v) if isinstance(v, list) else v) for k, v in asdict(config).items()})
+            kept = [r for r in read_jsonl(out / "losses.jsonl") if r.get("step", 0) <= progress.step]
+            tmp = out / ".losses.jsonl.tmp"
+            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+            tmp.replace(out / "losses.jsonl")  # steps after the checkpoint are trained again
+    accelerator.init_trackers("kiwi-train", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                    for k, v in asdict(config).items()})
 
     stream = PairStream(pairs, config.seed, accelerator.process_index, accelerator.num_processes,
                         progress.positions[accelerator.process_index])
@@ -156,21 +164,26 @@ def train(config: TrainConfig) -> int:
             progress.skipped[sample["id"]] = sample["skip"]
         raise ValueError(f"no usable training pair: all {len(progress.skipped)} tried were skipped")
 
-    def latents_of(sample: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def cached_inputs(sample: dict) -> dict:
+        """VAE latents (and, when the encoder is frozen, its context) from the cache, computed and
+        stored on a miss; keyed by the files' content and the sizes they were decoded at."""
         if cache is None:
-            return None
+            return {}
         key = file_key(sample["source_path"], sample["source"].shape) + file_key(sample["target_path"], sample["target"].shape)[:20]
+        if encoder_frozen:
+            key += hashlib.sha1(sample["prompt"].encode()).hexdigest()[:12]
         path = cache / key[:2] / f"{key}.safetensors"
         if path.is_file():
-            state = load_file(path, device=str(accelerator.device))
-            return state["source"].to(model.dtype), state["target"].to(model.dtype)
+            return {k: v.to(accelerator.device, model.dtype) for k, v in load_file(path).items()}
         with torch.no_grad():
-            pair = model.encode(sample["source"]), model.encode(sample["target"])
+            found = {"source": model.encode(sample["source"]), "target": model.encode(sample["target"])}
+            if encoder_frozen:
+                found["context"] = model.encoder(sample["prompt"], sample["source"])
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file({"source": pair[0].cpu().contiguous(), "target": pair[1].cpu().contiguous()}, tmp)
+        save_file({k: v.cpu().contiguous() for k, v in found.items()}, tmp)
         os.replace(tmp, path)
-        return pair
+        return found
 
     from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
@@ -191,7 +204,7 @@ def train(config: TrainConfig) -> int:
                         draw = torch.Generator().manual_seed(
                             config.seed * 1_000_003 + progress.step * 10_007 + (micro * config.batch_size + index) * 101
                             + accelerator.process_index)
-                        losses.append(objective(sample, draw, latents_of(sample)))
+                        losses.append(objective(sample, draw, **cached_inputs(sample)))
                     loss = torch.stack(losses).mean()
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and config.max_grad_norm > 0:

@@ -84,13 +84,16 @@ class FlowMatchingObjective(nn.Module):
         self.weights = self.schedule.training_weights()
         self.bounds = (int(min_timestep * TRAIN_STEPS), int(max_timestep * TRAIN_STEPS))
 
-    def forward(self, sample: dict, draw: torch.Generator, latents: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, sample: dict, draw: torch.Generator, source: torch.Tensor | None = None,
+                target: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """``source``/``target`` latents and the ``context`` may come precomputed (the cache)."""
         kiwi = self.kiwi
-        context = kiwi.encoder(sample["prompt"], sample["source"])
-        if latents is None:
+        if context is None:
+            context = kiwi.encoder(sample["prompt"], sample["source"])
+        if source is None or target is None:
             with torch.no_grad():
-                latents = kiwi.encode(sample["source"]), kiwi.encode(sample["target"])
-        source, clean = latents
+                source, target = kiwi.encode(sample["source"]), kiwi.encode(sample["target"])
+        clean = target
         index = int(torch.randint(*self.bounds, (1,), generator=draw))
         timestep = self.schedule.timesteps[index : index + 1].to(clean.device)
         sigma = self.schedule.sigma(timestep).to(clean.device)
