@@ -52,8 +52,8 @@ def main() -> None:
         model = open_kiwi(args.weights, torch.bfloat16 if device == "cuda" else torch.float32)
         frames, name = prepare_video(source), args.weights
     else:
-        sys.path.insert(0, str(ROOT / "tests"))
-        from tiny_kiwi import tiny_kiwi_model
+        sys.path.insert(0, str(ROOT))
+        from tests.tiny_kiwi import tiny_kiwi_model
 
         model = tiny_kiwi_model(Path(tempfile.mkdtemp()))
         frames, name = prepare_video(source, 256 * 144), "tiny random Kiwi"

@@ -48,8 +48,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--sizes", default="tiny,mid")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from tiny_kiwi import tiny_kiwi_model
+    sys.path.insert(0, str(ROOT))
+    from tests.tiny_kiwi import tiny_kiwi_model
     from sparkle_bench.models.kiwi.folders import save_folder
     from sparkle_bench.train.config import TrainConfig
     from sparkle_bench.train.loop import train

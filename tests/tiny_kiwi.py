@@ -7,14 +7,8 @@ from pathlib import Path
 
 import torch
 
-QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|vision_start|>",
-                "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
-    "{% if c['type'] == 'text' %}{{ c['text'] }}{% elif c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif c['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from .tiny_models import tiny_qwen25_vl
+
 DIT = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48, out_channels=48,
            text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
            rope_max_seq_len=64)
@@ -22,37 +16,6 @@ VAE = dict(base_dim=8, decoder_base_dim=8, z_dim=48, dim_mult=[1, 1, 1, 1], num_
            in_channels=12, out_channels=12, patch_size=2, scale_factor_spatial=16,
            latents_mean=[0.01 * i for i in range(48)], latents_std=[0.5 + 0.01 * i for i in range(48)])
 QUERIES = dict(num_image_queries=4, num_video_queries=6, num_ref_queries=5)
-
-
-def tiny_qwen(folder: Path) -> Path:
-    """A 1-layer Qwen2.5-VL and its processor (character tokenizer with Qwen's special tokens)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                              Qwen2_5_VLProcessor, Qwen2VLImageProcessor)
-    from transformers.models.qwen2_vl import Qwen2VLVideoProcessor
-
-    vocab = {t: i for i, t in enumerate(QWEN_SPECIAL + [chr(c) for c in range(32, 127)] + ["\n"])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    backend.add_special_tokens(QWEN_SPECIAL)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
-                                    video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32768,
-                         bos_token_id=0, eos_token_id=vocab["<|im_end|>"],
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                           fullatt_block_indexes=[0], window_size=112),
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"],
-        eos_token_id=vocab["<|im_end|>"], pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
 
 
 def tiny_wan_base(folder: Path, **dit) -> Path:
@@ -100,7 +63,7 @@ def tiny_kiwi_model(root: Path, pretrained_like: bool = False, **dit):
     from sparkle_bench.models.kiwi.pipeline import KiwiModel
     from diffusers import WanTransformer3DModel
 
-    base, qwen_dir = tiny_wan_base(root / "base", **dit), tiny_qwen(root / "qwen")
+    base, qwen_dir = tiny_wan_base(root / "base", **dit), tiny_qwen25_vl(root / "qwen")
     qwen, processor = load_qwen(qwen_dir, qwen_dir, torch.float32)
     torch.manual_seed(2)
     width = {**DIT, **dit}["num_attention_heads"] * {**DIT, **dit}["attention_head_dim"]
