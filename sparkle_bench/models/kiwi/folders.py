@@ -106,12 +106,19 @@ def load_vae(folder: Path, dtype: torch.dtype):
 # --- condition encoder ---------------------------------------------------------------------------
 
 def load_qwen(weights: Path, processor_dir: Path, dtype: torch.dtype, config_file: Path | None = None):
-    """(Qwen2.5-VL model, processor); ``config_file`` when the folder's config.json is not Qwen's."""
-    from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    """(Qwen2.5-VL model, processor); ``config_file`` when the folder's config.json is not Qwen's.
+
+    The tokenizer is read from ``tokenizer.json`` verbatim when there is one: recent transformers
+    rebuild a Qwen2 tokenizer from its vocabulary instead, which can tokenize differently from the
+    fast tokenizer the weights were trained with."""
+    from transformers import AutoProcessor, PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     config = Qwen2_5_VLConfig.from_json_file(str(config_file)) if config_file else None
     qwen = Qwen2_5_VLForConditionalGeneration.from_pretrained(weights, config=config, dtype=dtype)
-    return qwen.eval(), AutoProcessor.from_pretrained(processor_dir)
+    processor = AutoProcessor.from_pretrained(processor_dir)
+    if (Path(processor_dir) / "tokenizer.json").is_file():
+        processor.tokenizer = PreTrainedTokenizerFast.from_pretrained(processor_dir)
+    return qwen.eval(), processor
 
 
 def encoder_with(qwen, processor, dit_dim: int, extra: dict[str, torch.Tensor], settings: dict) -> ConditionEncoder:
