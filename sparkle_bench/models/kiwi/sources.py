@@ -40,14 +40,17 @@ def resolve(source: str) -> Path:
 
 
 def checkpoint_file(path: Path) -> Path | None:
-    """The DiffSynth checkpoint at ``path`` (a .safetensors file, or a folder holding exactly one
-    without a ``model_index.json``), or None when ``path`` is a released-layout folder."""
+    """The DiffSynth checkpoint at ``path`` (a .safetensors file, or a folder without a
+    ``model_index.json`` holding ``model.safetensors`` or exactly one other), or None when ``path``
+    is a released-layout folder."""
     if path.is_file():
         if path.suffix != ".safetensors":
             raise WeightsError(f"{path.name}: only .safetensors checkpoints are read")
         return path
     if (path / "model_index.json").is_file():
         return None
+    if (path / "model.safetensors").is_file():
+        return path / "model.safetensors"
     files = sorted(path.glob("*.safetensors"))
     if len(files) != 1:
         raise WeightsError(f"{path}: neither a Kiwi folder (model_index.json) nor a folder with one .safetensors "
