@@ -51,7 +51,16 @@ def video_mask(source: Path, detector: Detector, propagator: Propagator, anchor_
     boxes = {index: found for index, frame in zip(anchors, frames) if len(found := detector.boxes(frame))}
     if not boxes:
         raise ValueError(f"no foreground subject found on any of {len(anchors)} anchor frames")
-    passes = propagator.passes(source, boxes)
+    return mask_from_anchors(source, boxes, propagator)
+
+
+def mask_from_anchors(source: Path, anchors: dict[int, np.ndarray], propagator: Propagator) -> tuple[np.ndarray, int]:
+    """The voted mask from boxes found elsewhere (a detector, or a VLM's grounding records):
+    ``anchors`` maps frame index -> (N, 4) xyxy pixel boxes; frames without boxes are left out."""
+    anchors = {index: boxes for index, boxes in anchors.items() if len(boxes)}
+    if not anchors:
+        raise ValueError("no anchor frame has a box")
+    passes = propagator.passes(source, anchors)
     return majority_vote(passes), len(passes)
 
 

@@ -1,5 +1,6 @@
-"""SAM2 video propagation (the ``sam2`` package): the boxes of one anchor frame tracked forward and
-backward through the whole video, as one bool (T, H, W) pass."""
+"""Video propagation: the boxes of one anchor frame tracked forward and backward through the whole
+video, as one bool (T, H, W) pass. SAM2 through the ``sam2`` package, or SAM3's tracker through
+transformers (``Sam3TrackerVideoModel``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..video import read_frames
+
 DEFAULT_SAM2 = "facebook/sam2.1-hiera-large"
+DEFAULT_SAM3 = "facebook/sam3"
 VIDEO_PREDICTOR_OVERRIDES = {  # what sam2's build_sam2_video_predictor sets, for configs given as files
     "_target_": "sam2.sam2_video_predictor.SAM2VideoPredictor",
     "sam_mask_decoder_extra_args.dynamic_multimask_via_stability": True,
@@ -63,5 +67,39 @@ class Sam2Propagator:
                 for reverse in (False, True):
                     for index, _, logits in self.predictor.propagate_in_video(state, start_frame_idx=frame, reverse=reverse):
                         mask[index] = (logits > 0).any(dim=0).squeeze(0).cpu().numpy()
+                out.append(mask)
+        return out
+
+
+class Sam3TrackerPropagator:
+    """SAM3's video tracker from transformers (a hub id from the local cache, or a folder)."""
+
+    def __init__(self, model: str = DEFAULT_SAM3, device: str | None = None):
+        import torch
+        from transformers import Sam3TrackerVideoModel, Sam3TrackerVideoProcessor
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.processor = Sam3TrackerVideoProcessor.from_pretrained(model)
+        self.model = Sam3TrackerVideoModel.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
+
+    def passes(self, video: Path, anchors: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """One (T, H, W) pass per anchor frame with boxes: its objects' union, propagated both ways."""
+        import torch
+
+        frames = list(read_frames(video))
+        out = []
+        with torch.inference_mode():
+            session = self.processor.init_video_session(video=frames, inference_device=self.device, dtype=self.dtype)
+            for frame, boxes in anchors.items():
+                session.reset_tracking_data()  # a fresh pass over the same processed frames
+                self.processor.add_inputs_to_inference_session(session, frame_idx=frame, obj_ids=list(range(1, len(boxes) + 1)),
+                                                               input_boxes=[[[float(v) for v in box] for box in boxes]])
+                mask = np.zeros((len(frames), session.video_height, session.video_width), dtype=bool)
+                for reverse in (False, True):
+                    for output in self.model.propagate_in_video_iterator(session, start_frame_idx=frame, reverse=reverse):
+                        found = self.processor.post_process_masks([output.pred_masks], original_sizes=[[session.video_height, session.video_width]],
+                                                                  binarize=True)[0]
+                        mask[output.frame_idx] = found.any(dim=0).squeeze(0).cpu().numpy()
                 out.append(mask)
         return out

@@ -1,0 +1,29 @@
+"""The models a stage uses, by role, loaded once per worker: ``load_roles(cfg, 2, "vlm", "editor")``."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from .config import SynthConfig
+
+
+def load_propagator(spec: dict, device: str):
+    """SAM3's tracker (transformers) or SAM2 (the sam2 package): the ``maskgen`` propagators."""
+    from ..maskgen.propagate import Sam2Propagator, Sam3TrackerPropagator, load_sam2_video_predictor
+
+    if spec["kind"] == "sam3":
+        return Sam3TrackerPropagator(spec["model"], device)
+    if spec["kind"] == "sam2":
+        return Sam2Propagator(load_sam2_video_predictor(spec["model"], spec.get("config") or None, device))
+    raise ValueError(f"[models] segmenter kind {spec['kind']!r}: use 'sam3' or 'sam2'")
+
+
+def load_roles(cfg: SynthConfig, stage: int, *roles: str) -> SimpleNamespace:
+    from .generators import Animator, Editor, Renderer, resolve_device
+    from .scorer import EditScorer
+    from .vlm import VLM
+
+    device = resolve_device(cfg.settings["device"])
+    build = {"vlm": VLM, "editor": Editor, "animator": Animator, "renderer": Renderer, "segmenter": load_propagator,
+             "scorer": lambda spec, device: EditScorer(spec, device, cfg.settings["seed"])}
+    return SimpleNamespace(**{role: build[role](cfg.role(stage, role), device) for role in roles})
