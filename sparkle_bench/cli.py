@@ -3,6 +3,8 @@
 Stages (each reads the previous stage's files, so any can be re-run alone):
 ``infer`` (model -> edited videos), ``score`` (videos -> samples.jsonl), ``judge`` (videos -> a VLM
 judge's judge.jsonl), ``table`` (-> summary.csv); ``eval`` runs infer, score and table.
+Results: ``leaderboard`` (runs side by side), ``report`` (a static HTML site), ``baseline`` and
+``regress`` (a CI gate against a committed baseline).
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import json
 import sys
 from pathlib import Path
 
 from .log import console
 
 DEFAULT_RUNS = Path("runs")
+FORMATS = ("table", "csv", "md", "json")  # how tables are printed (sparkle_bench.display.show)
 # Command groups that live with their own package; each module has ``register(subparsers)`` and
 # imports nothing heavy at module level, so ``--help`` and ``ls`` stay fast.
 COMMAND_GROUPS = ("sparkle_bench.synth.cli", "sparkle_bench.train.cli")
@@ -43,9 +45,29 @@ def _model_option(text: str) -> tuple[str, str]:
     return key.strip().replace("-", "_"), value.strip()
 
 
+def _label_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--label", help="the run's name in tables and reports (default: the adapter's name, or the folder's for precomputed:DIR)")
+
+
+def _display_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--columns", type=_csv_list, help="comma-separated columns to show: names (fg_psnr), short headers (fPSNR) or groups (counts, metrics, judge)")
+    group.add_argument("--format", choices=FORMATS, default="table",
+                       help="table: fitted to the terminal, grouped, with a legend (default); csv, md, json: every column, for pipes")
+
+
+def _tolerance(text: str) -> tuple[str, float]:
+    name, value = _model_option(text)
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected METRIC=NUMBER, got {text!r}") from None
+
+
 def _run_args(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
     parser.add_argument("--model", required=model_required, help="adapter: identity, still-composite, precomputed:DIR, kiwi-edit, ... (see `ls models`)")
     parser.add_argument("--run-name", help="folder under --runs-dir (default: <bench>-<model>)")
+    _label_arg(parser)
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--shard", help="i/N: this process's share (default: RANK/WORLD_SIZE from torchrun)")
     group = parser.add_argument_group("generation (models that generate)")
@@ -61,7 +83,17 @@ def _score_args(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--metrics", type=_csv_list, default=list(DEFAULT_METRICS), help=f"comma-separated (default: {','.join(DEFAULT_METRICS)})")
     parser.add_argument("--work-height", type=int, default=288, help="frames are scored at this height (default 288)")
-    parser.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing (for CI gates)")
+    parser.add_argument("--workers", type=_positive,
+                        help="scoring processes (default: one per core this process may use); 1 scores in this process")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 3 if any sample failed or is missing, or a metric was unavailable (for CI gates)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def load_selected_bench(args: argparse.Namespace):
@@ -89,7 +121,7 @@ def _prepare(args: argparse.Namespace):
     adapter = load_model(args.model, options)
     run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec, adapter.run_suffix))
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-    open_run(run_dir, bench, adapter.spec, arguments)
+    open_run(run_dir, bench, adapter.spec, arguments, args.label, adapter.run_suffix)
     adapter.setup(bench)
     return bench, adapter, run_dir, parse_shard(args.shard)
 
@@ -112,19 +144,27 @@ def _infer(bench, adapter, run_dir: Path, shard, strict: bool = False) -> int:
 
 def _score(bench, adapter, run_dir: Path, shard, args) -> None:
     from .metrics import load_metrics
-    from .runner import run_scoring
+    from .runner import default_workers, run_scoring
 
-    counts = run_scoring(bench, adapter, run_dir / "outputs", run_dir, load_metrics(args.metrics), args.work_height, shard)
+    counts = run_scoring(bench, adapter, run_dir / "outputs", run_dir, load_metrics(args.metrics), args.work_height, shard,
+                         args.workers or default_workers())
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
 
 
-def _table(bench, model: str, run_dir: Path, strict: bool = False, missing_policy: str = "exclude") -> int:
+def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
+    """Write summary.csv, show it, then say why any metric had no value; 3 with ``--strict``
+    when a sample failed, is missing or lacks a metric."""
+    from .display import show, unavailable_lines
     from .judge.rubrics import load_rubric
     from .log import warn
-    from .tables import combine, judge_summary, latest_judge, run_records, summarize, write_table
+    from .runs import read_provenance, run_label
+    from .tables import combine, judge_summary, latest_judge, mark_unavailable, run_records, summarize, write_table
 
+    model, missing_policy = run_label(read_provenance(run_dir)), getattr(args, "missing_policy", "exclude")
     metric_records, judge_records = run_records(run_dir), run_records(run_dir, "judge*.jsonl")
-    objective = summarize(bench, metric_records, model) if metric_records or not judge_records else None
+    objective = None
+    if metric_records or not judge_records:
+        objective = mark_unavailable(summarize(bench, metric_records, model), bench, metric_records)
     judge = None
     if judge_records:
         judge_records, other = latest_judge(judge_records)
@@ -139,26 +179,13 @@ def _table(bench, model: str, run_dir: Path, strict: bool = False, missing_polic
                  f"--missing-policy floor scores them 1")
     table = combine(objective, judge)
     write_table(table, run_dir / "summary.csv")
-    print_table(table, f"{run_dir}/summary.csv")
+    show(table, f"{run_dir}/summary.csv", args.format, args.columns)
+    unavailable = unavailable_lines(bench, metric_records)
+    for line in unavailable:
+        warn(line)
     macro = table[table["theme"] == "MACRO"].iloc[0]
     bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_judge_failed", "n_judge_missing"))
-    return 3 if strict and bad else 0
-
-
-def print_table(table, title: str) -> None:
-    """A readable view of a summary or leaderboard (the CSV holds every column)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    constant = {c for c in ("bench", "source", "model", "judge_missing_policy") if c in table and table[c].nunique() == 1}
-    hidden = constant if {"bench", "source"} <= constant else constant - {"bench", "source"}
-    view = Table(title=title)
-    columns = [c for c in table.columns if c not in hidden]
-    for column in columns:
-        view.add_column(column.replace("judge_", "j_"), justify="left" if table[column].dtype == object else "right")
-    for row in table[columns].itertuples(index=False):
-        view.add_row(*["" if isinstance(v, float) and v != v else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
-    Console(width=max(console.width, 160)).print(view)
+    return 3 if args.strict and (bad or unavailable) else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -176,7 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if shard != (0, 1):
         console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: sparkle-bench table {run_dir}")
         return 0
-    return _table(bench, adapter.spec, run_dir, args.strict, args.missing_policy)
+    return _table(bench, run_dir, args)
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
@@ -187,24 +214,16 @@ def cmd_infer(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     bench, adapter, run_dir, shard = _prepare(args)
     _score(bench, adapter, run_dir, shard, args)
-    return 0 if shard != (0, 1) else _table(bench, adapter.spec, run_dir, args.strict)
-
-
-def bench_of_run(run_dir: Path):
-    """The bench selection a run was made on, from its provenance."""
-    from .bench import open_bench, select
-    from .runs import PROVENANCE_FILE
-
-    provenance = json.loads((run_dir / PROVENANCE_FILE).read_text())
-    spec = "demo" if provenance["bench"] == "demo" else provenance["bench_root"]
-    if provenance["bench"] == "openve":
-        spec = provenance["arguments"]["bench"]
-    return select(open_bench(spec), ids=provenance["sample_ids"]), provenance
+    return 0 if shard != (0, 1) else _table(bench, run_dir, args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from .runs import bench_of_run, write_provenance
+
     bench, provenance = bench_of_run(args.run)
-    return _table(bench, provenance["model"], args.run, args.strict, args.missing_policy)
+    if args.label:
+        write_provenance(args.run, {**provenance, "label": args.label})
+    return _table(bench, args.run, args)
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -214,41 +233,77 @@ def cmd_judge(args: argparse.Namespace) -> int:
     code = judge_stage(bench, adapter, run_dir, shard, args)
     if code or shard != (0, 1) or args.dry_run:
         return code
-    return _table(bench, adapter.spec, run_dir, args.strict, args.missing_policy)
+    return _table(bench, run_dir, args)
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
     from .agreement import agreement_table
+    from .display import show
 
     table = agreement_table(args.run)
     if table.empty:
         console.print(f"[red]error[/]: {args.run} needs both samples.jsonl (sparkle-bench score) and judge.jsonl (sparkle-bench judge)")
         return 2
     table.to_csv(args.run / "agreement.csv", index=False, float_format="%.4f")
-    print_table(table, f"{args.run}/agreement.csv: Spearman rho, judge dimension vs objective metric (oriented so + = agree)")
+    show(table, f"{args.run}/agreement.csv: Spearman rho, judge dimension vs objective metric (oriented so + = agree)", args.format, args.columns)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from .display import show
+    from .tables import leaderboard_inputs, merge_leaderboard, write_table
 
-    from .tables import merge_leaderboard, write_table
-
-    tables = []
-    for run in args.runs:
-        path = run / "summary.csv" if run.is_dir() else run
-        if not path.is_file():
-            console.print(f"[red]error[/]: {path} not found (run `sparkle-bench table {run}` first)")
-            return 2
-        tables.append(pd.read_csv(path))
-    for name in args.published or []:
-        tables.append(pd.read_csv(Path(__file__).resolve().parent.parent / "leaderboards" / f"{name}.csv"))
-    board = merge_leaderboard(tables, "all" if args.all_themes else "MACRO")
+    board = merge_leaderboard(leaderboard_inputs(args.runs, args.published or []), "all" if args.all_themes else "MACRO")
     if args.csv:
         write_table(board, args.csv)
         console.print(f"wrote {args.csv}")
-    print_table(board.dropna(axis=1, how="all"), "leaderboard")
+    show(board, "leaderboard", args.format, args.columns)
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    path = build_report(args.runs, args.out, args.published or [], args.title, args.copy_media)
+    console.print(f"report written to {path} (open it in a browser; no server needed)")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .regress import write_baseline
+
+    scores = write_baseline(args.run, args.out)
+    columns = {c for s in scores.samples.values() for c in s["values"]}
+    console.print(f"baseline written to {args.out}: {len(scores.samples)} samples, {len(columns)} score columns "
+                  f"(judge: {scores.judge or 'none'}); commit it and gate with `sparkle-bench regress RUN --baseline {args.out}`")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from .display import show
+    from .log import warn
+    from .regress import check_comparable, compare, load_scores, untested_worse
+
+    run, baseline = load_scores(args.run), load_scores(args.baseline)
+    warnings = check_comparable(run, baseline)  # refuses other benches and other samples
+    table = compare(run, baseline, dict(args.tolerance), args.alpha)
+    for line in warnings + [untested_worse(table, args.alpha)]:
+        if line:
+            warn(line)
+    worse = table[table["regressed"].astype(bool)]
+    tested = int(table["testable"].fillna(False).astype(bool).sum())
+    what = (f"{run.label} vs baseline {baseline.label}: {len(table)} comparisons on {len(run.samples)} samples, "
+            f"one-sided paired Wilcoxon, Holm-adjusted over the {tested} that can reach p < {args.alpha:g}")
+    if args.format != "table":
+        show(table, what, args.format)
+    if worse.empty:
+        console.print(f"no regression: {what}", soft_wrap=True)
+        return 0
+    if args.format == "table":
+        view = worse[[c for c in ("metric", "theme", "n", "baseline", "run", "change", "tolerance", "p", "lost") if c in worse]]
+        show(view.dropna(axis=1, how="all"), f"got worse: {what}")
+    console.print(f"[red]regression[/]: {len(worse)} of {len(table)} comparisons got worse beyond tolerance", soft_wrap=True)
+    return 1
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -332,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         _run_args(p)
         if name != "infer":
             _score_args(p)
+            _display_args(p)
         else:
             p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed")
         if name == "eval":
@@ -343,17 +399,21 @@ def build_parser() -> argparse.ArgumentParser:
     _run_args(p)
     add_judge_args(p)
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing")
+    _display_args(p)
     p.set_defaults(func=cmd_judge)
 
     p = sub.add_parser("table", help="rebuild summary.csv of a run from its samples.jsonl and judge.jsonl")
     p.add_argument("run", type=Path)
     p.add_argument("--missing-policy", choices=["exclude", "floor"], default="exclude",
                    help="judge failures/missing: left out of the means (published behaviour) or scored 1")
-    p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing")
+    p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing, or a metric was unavailable")
+    _label_arg(p)
+    _display_args(p)
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("agreement", help="Spearman correlation of judge dimensions with objective metrics, per theme")
     p.add_argument("run", type=Path)
+    _display_args(p)
     p.set_defaults(func=cmd_agreement)
 
     p = sub.add_parser("leaderboard", help="merge run summaries (and published rows) into one table")
@@ -361,7 +421,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", type=_csv_list, help="add shipped rows: sparkle_bench, openve_bench")
     p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
     p.add_argument("--csv", type=Path, help="write the merged table here")
+    _display_args(p)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("report", help="a static HTML report of runs: leaderboard, charts, per-sample gallery (opens from disk)")
+    p.add_argument("runs", type=Path, nargs="+", help="run folders (each with summary.csv)")
+    p.add_argument("--out", type=Path, required=True, help="folder for index.html (and media/ with --copy-media)")
+    p.add_argument("--published", type=_csv_list, help="add shipped published rows to the leaderboard: sparkle_bench, openve_bench")
+    p.add_argument("--title", default="sparkle-bench report", help="the page's title")
+    p.add_argument("--copy-media", action="store_true",
+                   help="hard-link or copy every video under OUT/media so the folder can be moved (default: relative links)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("baseline", help="write a run's per-sample scores to a file a repository commits (for `regress`)")
+    p.add_argument("run", type=Path, help="the run folder whose scores become the baseline")
+    p.add_argument("--out", type=Path, required=True, help="baseline file to write (JSON, one sample a line)")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("regress", help="CI gate: exit 1 when a run got worse than a baseline (paired test per metric and theme)")
+    p.add_argument("run", type=Path, help="the run folder to check")
+    p.add_argument("--baseline", type=Path, required=True, help="a run folder or a file from `sparkle-bench baseline`")
+    p.add_argument("--tolerance", type=_tolerance, action="append", default=[], metavar="METRIC=VALUE",
+                   help="smallest worsening of the mean that may fail the gate, repeatable (defaults: fg_psnr=0.5, bg_dynamics=0.05, judge_*=0.1, ...)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm adjustment (default 0.05)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table: only what got worse; csv, md, json: every comparison")
+    p.set_defaults(func=cmd_regress)
 
     p = sub.add_parser("ls", help="list registered models, metrics or subsets (imports no torch)")
     p.add_argument("what", choices=["models", "metrics", "subsets"])

@@ -138,11 +138,87 @@ def score_sample(
     return record
 
 
+def default_workers() -> int:
+    """Every core this process may use (respects CPU affinity, e.g. in containers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class WorkerError(ChildProcessError):
+    """A scoring worker process died (killed, out of memory); finished records are kept."""
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(metrics: list[Metric], masks_dir: Path | None, work_height: int) -> None:
+    """Per worker process: the parent handles Ctrl-C; a parent killed outright takes its workers
+    with it (they would otherwise wait on the task queue forever); OpenCV gets one thread, since
+    the processes already use every core (flow, resizing and colour conversion give the same
+    numbers with any thread count)."""
+    import multiprocessing
+    import signal
+    import threading
+
+    import cv2
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(1)), name="parent-watch", daemon=True).start()
+    cv2.setNumThreads(1)
+    _WORKER.update(metrics=metrics, masks_dir=masks_dir, work_height=work_height)
+
+
+def _timed_score(sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int) -> tuple[dict, float]:
+    started = time.monotonic()
+    return score_sample(sample, edited, metrics, masks_dir, work_height), time.monotonic() - started
+
+
+def _score_in_worker(sample: Sample, edited: Path) -> tuple[dict, float]:
+    return _timed_score(sample, edited, _WORKER["metrics"], _WORKER["masks_dir"], _WORKER["work_height"])
+
+
+def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_height: int, workers: int):
+    """Yield ``(item, record, seconds)`` for each ``(sample, edited, ...)`` item as it finishes.
+
+    More than one worker: a process pool started by a fork server (or spawn), never by forking
+    this process, whose decoder and thread pools are not fork-safe. Results come back here, so
+    only this process writes records.
+    """
+    if workers <= 1 or len(todo) <= 1:
+        for item in todo:
+            yield item, *_timed_score(item[0], item[1], metrics, masks_dir, work_height)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_worker_init,
+                               initargs=(metrics, masks_dir, work_height))
+    try:
+        running = {pool.submit(_score_in_worker, item[0], item[1]): item for item in todo}
+        for future in as_completed(running):
+            yield running[future], *future.result()
+    except BrokenProcessPool as exc:
+        raise WorkerError(f"a scoring worker died ({exc}); finished samples are kept: re-run to resume, "
+                          f"with fewer --workers if memory is short") from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_scoring(
     bench: Bench, adapter: ModelAdapter, outputs: Path, run_dir: Path, metrics: list[Metric],
-    work_height: int = 288, shard: tuple[int, int] = (0, 1),
+    work_height: int = 288, shard: tuple[int, int] = (0, 1), workers: int = 1,
 ) -> dict[str, int]:
-    """Score every sample of the shard that has no up-to-date record; returns counts by status."""
+    """Score every sample of the shard that has no up-to-date record, on ``workers`` processes;
+    returns counts by status. Records are appended here, one at a time, as samples finish."""
     records_path = run_dir / (SAMPLES_FILE if shard == (0, 1) else f"samples.shard{shard[0]}of{shard[1]}.jsonl")
     done = latest_records(run_dir / SAMPLES_FILE) | latest_records(records_path)
     failures = _inference_failures(run_dir)
@@ -151,27 +227,31 @@ def run_scoring(
     samples = shard_samples(bench.samples, shard)
     with _progress() as progress:
         task = progress.add_task("scoring", total=len(samples))
-        for sample in samples:
+
+        def write(sample: Sample, edited: Path | None, fingerprint: str, result: dict, seconds: float) -> None:
+            if result["status"] != "ok":
+                problem(result["status"], f"{sample.theme}/{sample.id}", result["reason"])
+            counts[result["status"]] += 1
+            append_jsonl(records_path, {
+                "id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
+                "edited": str(edited) if edited else None, "fingerprint": fingerprint,
+                "seconds": round(seconds, 3), **result,
+            })
             progress.advance(task)
-            where = f"{sample.theme}/{sample.id}"
+
+        todo = []
+        for sample in samples:
             edited = adapter.locate(sample, outputs)
             fingerprint = f"{file_digest(edited) if edited else 'missing'}|{setting}"
             previous = done.get(sample.id)
             if previous is not None and previous.get("fingerprint") == fingerprint:
                 counts["reused"] += 1
-                continue
-            started = time.monotonic()
-            if edited is None:
+                progress.advance(task)
+            elif edited is None:
                 cause = f"inference failed: {failures[sample.id]}" if sample.id in failures else f"no edited video ({sample.output_relpath})"
-                result = {"status": "missing", "reason": cause, "metrics": {}, "unavailable": {}}
+                write(sample, None, fingerprint, {"status": "missing", "reason": cause, "metrics": {}, "unavailable": {}}, 0.0)
             else:
-                result = score_sample(sample, edited, metrics, bench.masks_dir, work_height)
-            if result["status"] != "ok":
-                problem(result["status"], where, result["reason"])
-            counts[result["status"]] += 1
-            append_jsonl(records_path, {
-                "id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
-                "edited": str(edited) if edited else None, "fingerprint": fingerprint,
-                "seconds": round(time.monotonic() - started, 3), **result,
-            })
+                todo.append((sample, edited, fingerprint))
+        for (sample, edited, fingerprint), result, seconds in _scored(todo, metrics, bench.masks_dir, work_height, workers):
+            write(sample, edited, fingerprint, result, seconds)
     return counts

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .bench import Bench
+from .bench import Bench, open_bench, select
 
 PROVENANCE_FILE = "provenance.json"
 
@@ -23,6 +23,21 @@ class RunMismatchError(RuntimeError):
 def default_run_name(bench: Bench, model_spec: str, suffix: str = "") -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec.split("/")[-1] if model_spec.startswith("precomputed:") else model_spec)
     return f"{bench.name}-{slug.strip('-')}{suffix}"
+
+
+def default_label(model_spec: str, suffix: str = "") -> str:
+    """What tables call a run unless told (``--label``): the adapter's name, the folder's name
+    for ``precomputed:DIR``, the class for ``package.module:Class``; never a long path."""
+    name, _, arg = model_spec.partition(":")
+    if name == "precomputed" and arg:
+        return Path(arg).name + suffix
+    if "." in name and arg.isidentifier():
+        return arg + suffix
+    return name + suffix
+
+
+def run_label(provenance: dict) -> str:
+    return provenance.get("label") or default_label(provenance["model"])
 
 
 def harness_git_hash() -> str:
@@ -51,10 +66,12 @@ def redacted_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict) -> dict:
-    """Create or re-open a run; refuse to mix benches or models in one folder."""
+def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, label: str | None = None, suffix: str = "") -> dict:
+    """Create or re-open a run; refuse to mix benches or models in one folder. The display
+    ``label`` is kept from an earlier call unless a new one is given (``suffix`` as in the run name)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / PROVENANCE_FILE
+    old: dict = {}
     if path.is_file():
         old = json.loads(path.read_text())
         for key, new in (("model", model_spec), ("bench_checksum", bench.checksum)):
@@ -67,11 +84,33 @@ def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict) -> d
         "harness_version": __version__, "git_hash": harness_git_hash(), "bench": bench.name,
         "bench_root": str(bench.root), "bench_checksum": bench.checksum, "selection": bench.selection,
         "sample_ids": [s.id for s in bench.samples], "model": model_spec,
+        "label": label or old.get("label") or default_label(model_spec, suffix),
         "arguments": {k: v for k, v in arguments.items() if f"--{k.replace('_', '-')}" not in SECRET_FLAGS},
         "python": platform.python_version(), "command": " ".join(redacted_argv(sys.argv[1:])),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    write_provenance(run_dir, provenance)
+    return provenance
+
+
+def read_provenance(run_dir: Path) -> dict:
+    path = Path(run_dir) / PROVENANCE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no {PROVENANCE_FILE})")
+    return json.loads(path.read_text())
+
+
+def bench_of_run(run_dir: Path):
+    """The bench selection a run was made on, from its provenance."""
+    provenance = read_provenance(run_dir)
+    spec = "demo" if provenance["bench"] == "demo" else provenance["bench_root"]
+    if provenance["bench"] == "openve":
+        spec = provenance["arguments"]["bench"]
+    return select(open_bench(spec), ids=provenance["sample_ids"]), provenance
+
+
+def write_provenance(run_dir: Path, provenance: dict) -> None:
+    path = Path(run_dir) / PROVENANCE_FILE
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(provenance, indent=2) + "\n")
     tmp.replace(path)
-    return provenance

@@ -1,0 +1,186 @@
+"""The report's HTML: leaderboard, charts, frozen-background rates and the per-sample gallery.
+
+Every string that comes from data (prompts, labels, ids, judge answers, paths) goes through
+:func:`esc`; the page embeds no data in scripts, so nothing from data is ever code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from ..bench import Sample
+from ..display import GROUP_TITLES, MARKS, cell, column_order, group_of, judge_titles, number, short_header, shown_columns, table_titles
+from ..tables import MACRO, UNAVAILABLE_COLUMN, parse_unavailable
+from .assets import CSS, JS
+
+FROZEN = 0.5  # a sample's bg_static at or above this is a frozen background
+
+
+def esc(value) -> str:
+    return escape(str(value), quote=True)
+
+
+@dataclass
+class RunView:
+    """What the page shows of one run."""
+
+    label: str
+    folder: Path
+    provenance: dict
+    summary: pd.DataFrame
+    metrics: dict[str, dict]  # id -> samples.jsonl record
+    judge: dict[str, dict]  # id -> judge.jsonl record (one judge)
+    videos: dict[str, str] = field(default_factory=dict)  # id -> URL of the edited video
+
+
+def _value_cell(row: pd.Series, column: str) -> str:
+    unavailable = parse_unavailable(row.get(UNAVAILABLE_COLUMN))
+    text = cell(row[column], column, unavailable)
+    kind = " class=\"na\"" if text == "n/a" else " class=\"none\"" if text == "-" else ""
+    note = f" title=\"unavailable for {unavailable[column]} sample(s)\"" if column in unavailable else ""
+    sort_value = "" if pd.isna(row[column]) else f"{float(row[column]):.6g}"
+    return f"<td data-v=\"{sort_value}\"{kind}{note}>{esc(text)}</td>"
+
+
+def leaderboard(board: pd.DataFrame, table_id: str) -> str:
+    """Sortable; published rows in their own body, marked, sorted apart from the measured ones."""
+    titles = table_titles(board)
+    columns = shown_columns(board)
+    show_theme = board["theme"].nunique() > 1
+    keys = ["model"] + (["theme"] if show_theme else [])
+    groups = [(g, [c for c in columns if group_of(c) == g]) for g in ("counts", "metrics", "judge", "other")]
+    groups = [(g, cs) for g, cs in groups if cs]
+    top = f"<th colspan=\"{len(keys)}\"></th>" + "".join(f"<th class=\"group\" colspan=\"{len(cs)}\">{esc(GROUP_TITLES[g])}</th>" for g, cs in groups)
+    heads = [f"<th>{k}</th>" for k in keys] + [f"<th title=\"{esc(titles.get(c, c))}\">{esc(short_header(c, titles))}</th>" for _, cs in groups for c in cs]
+    bodies = []
+    for kind, part in (("measured", board[board["source"] != "paper"]), ("paper", board[board["source"] == "paper"])):
+        rows = []
+        for _, row in part.iterrows():
+            badge = "<span class=\"badge\">paper</span>" if kind == "paper" else ""
+            rows.append("<tr>" + f"<td>{esc(row['model'])}{badge}</td>" + (f"<td>{esc(row['theme'])}</td>" if show_theme else "")
+                        + "".join(_value_cell(row, c) for _, cs in groups for c in cs) + "</tr>")
+        if rows:
+            bodies.append(f"<tbody class=\"{kind}\">" + "".join(rows) + "</tbody>")
+    legend = "; ".join(f"{esc(short_header(c, titles))} = {esc(titles.get(c, c))}" for _, cs in groups for c in cs)
+    return (f"<div class=\"scroll\"><table class=\"board sortable\" id=\"{table_id}\"><thead><tr>{top}</tr><tr>{''.join(heads)}</tr></thead>"
+            f"{''.join(bodies)}</table></div>"
+            f"<p class=\"legend\">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. Click a header to sort. "
+            f"Published rows (<span class=\"badge\">paper</span>) are the paper's numbers as reported: they are sorted on their own "
+            f"and never averaged with measured rows.</p>")
+
+
+def frozen_rates(runs: list[RunView]) -> str:
+    """bg_static per model and theme: the share of samples whose new background does not move."""
+    rows = [(r.label, r.summary.set_index("theme")) for r in runs if "bg_static" in r.summary]
+    if not rows:
+        return "<p class=\"note\">No run has bg_static (the frozen-background flag).</p>"
+    themes = sorted({t for _, s in rows for t in s.index if t != MACRO}) + [MACRO]
+    body = []
+    for label, summary in rows:
+        cells = []
+        for theme in themes:
+            rate = summary["bg_static"].get(theme) if theme in summary.index else None
+            if rate is None or pd.isna(rate):
+                cells.append("<td class=\"none\">-</td>")
+            else:
+                cells.append(f"<td style=\"background: rgba(196, 50, 10, {0.08 + 0.6 * float(rate):.2f})\">{float(rate) * 100:.0f}%</td>")
+        body.append(f"<tr><td>{esc(label)}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{esc(t)}</th>" for t in themes)
+    return (f"<table class=\"frozen\" id=\"frozen\"><thead><tr><th>model</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            "<p class=\"legend\">Share of scored samples with a frozen background (bg_static = 1), per theme; MACRO = mean of the theme rates.</p>")
+
+
+def _state(run: RunView, sample_id: str) -> tuple[list[str], str, bool]:
+    """Filter tokens of one model's result (ok / frozen / failed / missing), why it is not ok,
+    and whether its edited video is worth showing (it decoded)."""
+    record, judged = run.metrics.get(sample_id, {}), run.judge.get(sample_id, {})
+    status, reason = record.get("status"), record.get("reason", "")
+    if status is None and judged:
+        status, reason = judged.get("status"), judged.get("reason", "")
+    tokens, why = [], ""
+    if status in (None, "missing"):
+        tokens.append("failed" if reason.startswith("inference failed") else "missing")
+        why = reason or "not scored yet"
+    elif status == "failed":
+        tokens.append("failed")
+        why = reason
+    if judged.get("status") == "failed":
+        tokens.append("failed")
+        why = why or f"judge: {judged.get('reason', '')}"
+    if (record.get("metrics") or {}).get("bg_static") is not None and record["metrics"]["bg_static"] >= FROZEN:
+        tokens.append("frozen")
+    return tokens or ["ok"], why, status == "ok"
+
+
+def _scores(run: RunView, sample_id: str, titles: dict[str, str]) -> str:
+    record, judged = run.metrics.get(sample_id, {}), run.judge.get(sample_id, {})
+    rows = []
+    measured = sorted((record.get("metrics") or {}).items(), key=lambda item: column_order(item[0]))
+    for column, value in measured + list((judged.get("judge") or {}).items()):
+        reason = (record.get("unavailable") or {}).get(column)
+        shown = "n/a" if value is None else number(float(value))
+        note = f" title=\"{esc(reason)}\"" if reason else ""
+        rows.append(f"<tr><td title=\"{esc(titles.get(column, column))}\">{esc(short_header(column, titles))}</td>"
+                    f"<td{note}>{esc(shown)}</td></tr>")
+    return f"<table class=\"kv\">{''.join(rows)}</table>" if rows else ""
+
+
+def _reasoning(run: RunView, sample_id: str) -> str:
+    judged = run.judge.get(sample_id)
+    if not judged or not judged.get("answers"):
+        return ""
+    return f"<details><summary>judge's answer</summary><pre>{esc(judged['answers'][-1])}</pre></details>"
+
+
+def _video(url: str) -> str:
+    return f"<video src=\"{esc(url)}\" preload=\"none\" muted loop playsinline controls></video>"
+
+
+def _options(pairs) -> str:
+    return "".join(f"<option value=\"{esc(v)}\">{esc(t)}</option>" for v, t in pairs)
+
+
+def gallery(samples: list[Sample], sources: dict[str, str], runs: list[RunView]) -> str:
+    """One card per sample: prompt, source and every model's edit side by side, scores, filters."""
+    titles = judge_titles(sorted({r.provenance["bench"] for r in runs}))
+    themes = sorted({s.theme for s in samples})
+    filters = (
+        "<div class=\"filters\">"
+        f"<label>theme <select id=\"f-theme\"><option value=\"\">all</option>{_options((t, t) for t in themes)}</select></label>"
+        f"<label>model <select id=\"f-model\"><option value=\"\">all</option>{_options((f'm{i}', r.label) for i, r in enumerate(runs))}</select></label>"
+        "<label>failure <select id=\"f-failure\"><option value=\"\">any result</option>"
+        "<option value=\"frozen\">frozen background</option><option value=\"failed\">failed</option>"
+        "<option value=\"missing\">missing</option></select></label><span id=\"f-count\" class=\"note\"></span></div>"
+    )
+    cards = []
+    for sample in samples:
+        figures = [f"<figure class=\"source\">{_video(sources[sample.id])}<figcaption>source</figcaption></figure>"]
+        for i, run in enumerate(runs):
+            tokens, why, playable = _state(run, sample.id)
+            url = run.videos.get(sample.id)
+            note = f"{tokens[0]}: {why}" if why else "edited video not found"
+            media = _video(url) if url and playable else f"<div class=\"placeholder\">{esc(note)}</div>"
+            tags = "".join(f" <span class=\"tag\">{esc(t)}</span>" for t in tokens if t != "ok")
+            figures.append(f"<figure class=\"edit\" data-model=\"m{i}\" data-state=\"{esc(' '.join(tokens))}\">{media}"
+                           f"<figcaption>{esc(run.label)}{tags}</figcaption>{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>")
+        scene = f" · {esc(sample.subtheme)}: {esc(sample.scene)}" if sample.subtheme and sample.scene else ""
+        cards.append(
+            f"<article class=\"sample\" data-theme=\"{esc(sample.theme)}\" id=\"s-{esc(sample.id)}\">"
+            f"<header><b>{esc(sample.theme)}</b><code>{esc(sample.id)}</code><span class=\"note\">{scene}</span>"
+            f"<button class=\"play\" type=\"button\">play together</button></header>"
+            f"<p class=\"prompt\">{esc(sample.prompt)}</p><div class=\"videos\">{''.join(figures)}</div></article>"
+        )
+    return filters + "".join(cards)
+
+
+def page(title: str, meta: str, sections: list[tuple[str, str, str]]) -> str:
+    """The whole document: ``sections`` are (anchor, heading, HTML body)."""
+    nav = " · ".join(f"<a href=\"#{a}\">{esc(h)}</a>" for a, h, _ in sections)
+    body = "".join(f"<section id=\"{a}\"><h2>{esc(h)}</h2>{html}</section>" for a, h, html in sections)
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><h1>{esc(title)}</h1><p class=\"meta\">{meta}</p>"
+            f"<nav class=\"meta\">{nav}</nav>{body}<script>{JS}</script></body></html>\n")
