@@ -114,6 +114,7 @@ class OpenAICompatible(JudgeBackend):
                     last = "HTTP 200 with a body that is not a chat completion"
                     continue
             if status in (401, 403):
+                control.stop.set()  # no other worker may send another request with this key
                 raise JudgeFatal(f"HTTP {status} from {self.url}: the API key was refused (set it in ${' or $'.join(KEY_VARIABLES)})")
             if status == 429 or status >= 500:
                 waited = retry_after_seconds(response.headers.get("retry-after"))
