@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import re
@@ -21,6 +22,8 @@ class RunMismatchError(RuntimeError):
 
 
 def default_run_name(bench: Bench, model_spec: str, suffix: str = "") -> str:
+    if model_spec.startswith("command:"):  # a whole command line: named by its hash
+        model_spec = f"command-{hashlib.sha1(model_spec.encode()).hexdigest()[:8]}"
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec.split("/")[-1] if model_spec.startswith("precomputed:") else model_spec)
     return f"{bench.name}-{slug.strip('-')}{suffix}"
 

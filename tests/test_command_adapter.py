@@ -65,3 +65,13 @@ def test_a_slow_command_times_out_per_sample(demo_root, tmp_path, script):
 def test_templates_are_checked_before_anything_runs(demo_root, tmp_path, capsys):
     assert main(["infer", "--model", "command:edit {source} {out}", "--runs-dir", str(tmp_path)]) == 2
     assert "unknown field(s) out" in capsys.readouterr().err
+
+
+def test_a_command_run_is_named_by_the_hash_of_its_template(demo_root):
+    from sparkle_bench.bench import open_bench
+    from sparkle_bench.runs import default_run_name
+
+    bench = open_bench("demo")
+    first = default_run_name(bench, "command:python edit.py {source} {prompt} {output}")
+    assert first.startswith("demo-command-") and len(first) == len("demo-command-") + 8
+    assert first != default_run_name(bench, "command:python other.py {source} {prompt} {output}")
