@@ -226,8 +226,9 @@ def train(config: TrainConfig) -> int:
             accelerator.log({k: v for k, v in record.items() if k != "step"}, step=progress.step)
             if main:
                 append_jsonl(out / "losses.jsonl", record)
-                bar.update(task, completed=progress.step,
-                           description=f"step {progress.step} loss {mean_loss:.4f} lr {record['lr']:.2e} {samples_per_s:.2f} samples/s")
+                memory = f" {record['gpu_mem_gb']} GB" if "gpu_mem_gb" in record else ""
+                bar.update(task, completed=progress.step, description=f"step {progress.step} loss {mean_loss:.4f} "
+                           f"lr {record['lr']:.2e} {seconds:.2f} s/step {samples_per_s:.2f} samples/s{memory}")
             evaluate_now = config.eval_bench and (progress.step == config.steps or (config.eval_every and progress.step % config.eval_every == 0))
             if progress.step % config.save_every == 0 or progress.step == config.steps or evaluate_now:
                 progress.positions = [int(p) for p in gather_object([position])]
