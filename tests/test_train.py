@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -130,7 +131,11 @@ def test_two_process_accelerate_launch_on_cpu(start, pairs, tmp_path):
 
 
 def test_a_trained_checkpoint_runs_through_the_eval_model_option(start, pairs, tmp_path, demo_root):
-    assert main(["train", str(config_file(tmp_path, start, pairs, steps=1, save_every=1))]) == 0
+    config = config_file(tmp_path, start, pairs, steps=1, save_every=1, eval_bench="demo", eval_subset="smoke",
+                         eval_options=["pixel_budget=4096", "steps=2", "max_frames=5"])
+    assert main(["train", str(config)]) == 0
+    evaluated = pd.read_csv(tmp_path / "run/eval/step-000001/summary.csv").set_index("theme")
+    assert evaluated.loc["MACRO", "n_scored"] == evaluated.loc["MACRO", "n_total"] > 0  # the hook ran the benchmark
     checkpoint = tmp_path / "run/checkpoints/step-000001"
     keys = load_file(checkpoint / "model.safetensors")
     assert "dit.blocks.0.self_attn.q.weight" in keys and "mllm.connetor.2.weight" in keys  # DiffSynth layout

@@ -75,11 +75,11 @@ class Sam3TrackerPropagator:
     """SAM3's video tracker from transformers (a hub id from the local cache, or a folder)."""
 
     def __init__(self, model: str = DEFAULT_SAM3, device: str | None = None):
-        import torch
         from transformers import Sam3TrackerVideoModel, Sam3TrackerVideoProcessor
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        from ..placement import placement
+
+        self.device, self.dtype = placement(device)
         self.processor = Sam3TrackerVideoProcessor.from_pretrained(model)
         self.model = Sam3TrackerVideoModel.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
 

@@ -73,11 +73,11 @@ class DiffusersAdapter(ModelAdapter):
 
     def load(self) -> None:
         import diffusers
-        import torch
+
+        from ..placement import placement
 
         s = self.settings
-        self.device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = getattr(torch, s.dtype) if s.dtype else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+        self.device, dtype = placement(s.device, s.dtype)
         if self.repo.startswith(("/", ".", "~")) and not Path(self.repo).expanduser().is_dir():
             raise WeightsError(f"{self.name}: cannot load weights from {self.repo}: no such folder")
         try:

@@ -22,17 +22,12 @@ def sample_seed(seed: int, sample_id: str, purpose: str) -> int:
     return zlib.crc32(f"{seed}:{sample_id}:{purpose}".encode())
 
 
-def resolve_device(spec: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if spec in ("", "auto") else spec
-
-
 def _load(cls_name: str, spec: dict, device: str):
     import diffusers
-    import torch
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    from ..placement import placement
+
+    _, dtype = placement(device)
     try:
         pipe = getattr(diffusers, cls_name).from_pretrained(spec["model"], dtype=dtype)
     except OSError as exc:

@@ -19,11 +19,12 @@ def load_propagator(spec: dict, device: str):
 
 
 def load_roles(cfg: SynthConfig, stage: int, *roles: str) -> SimpleNamespace:
-    from .generators import Animator, Editor, Renderer, resolve_device
+    from ..placement import placement
+    from .generators import Animator, Editor, Renderer
     from .scorer import EditScorer
     from .vlm import VLM
 
-    device = resolve_device(cfg.settings["device"])
+    device, _ = placement(cfg.settings["device"])
     build = {"vlm": VLM, "editor": Editor, "animator": Animator, "renderer": Renderer, "segmenter": load_propagator,
              "scorer": lambda spec, device: EditScorer(spec, device, cfg.settings["seed"])}
     return SimpleNamespace(**{role: build[role](cfg.role(stage, role), device) for role in roles})

@@ -18,13 +18,14 @@ def evaluate_checkpoint(model, checkpoint: Path, config: TrainConfig, accelerato
 
     runs = Path(config.out) / "eval"
     options = [arg for option in config.eval_options for arg in ("--model-option", option)]
-    sources.PRELOADED[str((checkpoint / "model.safetensors").resolve())] = model
+    key = str((checkpoint / "model.safetensors").resolve())
+    sources.PRELOADED[key] = model
     model.eval()
     try:
         code = cli_main(["eval", "--bench", config.eval_bench, "--subset", config.eval_subset, "--model",
                          f"kiwi-sparkle:{checkpoint}", "--runs-dir", str(runs), "--run-name", checkpoint.name, *options])
     finally:
-        sources.PRELOADED.clear()
+        sources.PRELOADED.pop(key, None)
         model.train()
     summary = runs / checkpoint.name / "summary.csv"
     if code or not summary.is_file():

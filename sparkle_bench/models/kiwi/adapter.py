@@ -65,13 +65,11 @@ class KiwiEdit(ModelAdapter):
             raise AdapterError(f"--reference needs the bench's ref_images/{{theme}}/{{id}}.png; {bench.name} has none")
 
     def load(self) -> None:
-        import torch
-
+        from ...placement import placement
         from .sources import open_kiwi
 
         s = self.settings
-        device = s.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = getattr(torch, s.dtype) if s.dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        device, dtype = placement(s.device, s.dtype)
         model = open_kiwi(self.source, dtype, s.base, s.mllm, s.lora_alpha)
         if s.tiling:
             model.vae.enable_tiling()

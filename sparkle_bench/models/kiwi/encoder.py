@@ -53,6 +53,9 @@ class ConditionEncoder(nn.Module):
         self.ref_connector = _connector(hidden, dit_dim)
         self.query_id = processor.tokenizer.convert_tokens_to_ids(QUERY_TOKEN)
 
+    def queries(self, mode: str) -> torch.Tensor:
+        return {"image": self.image_queries, "video": self.video_queries, "reference": self.ref_queries}[mode]
+
     def _messages(self, instruction: str, mode: str, queries: int) -> list[dict]:
         visual = [{"type": "image"}] if mode == "image" else [{"type": "video"}]
         text = [{"type": "text", "text": instruction + (REFERENCE_HINT if mode == "reference" else "")}]
@@ -63,8 +66,7 @@ class ConditionEncoder(nn.Module):
     def processed(self, instruction: str, frames: np.ndarray, reference: np.ndarray | None = None) -> tuple[dict, str]:
         """The processor's tensors for one request, and its mode (image / video / reference)."""
         mode = "reference" if reference is not None else "video" if len(frames) > 1 else "image"
-        queries = {"image": self.image_queries, "video": self.video_queries, "reference": self.ref_queries}[mode]
-        text = self.processor.apply_chat_template(self._messages(instruction, mode, len(queries)), tokenize=False,
+        text = self.processor.apply_chat_template(self._messages(instruction, mode, len(self.queries(mode))), tokenize=False,
                                                   add_generation_prompt=False)
         images, videos = [], []
         if mode == "image":
@@ -82,7 +84,7 @@ class ConditionEncoder(nn.Module):
     def forward(self, instruction: str, frames: np.ndarray, reference: np.ndarray | None = None) -> torch.Tensor:
         """(1, tokens, dit_dim) context from an instruction and (T, H, W, 3) uint8 source frames."""
         inputs, mode = self.processed(instruction, frames, reference)
-        queries = {"image": self.image_queries, "video": self.video_queries, "reference": self.ref_queries}[mode]
+        queries = self.queries(mode)
         device, dtype = queries.device, self.qwen.dtype
         inputs = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) if torch.is_tensor(v) else v
                   for k, v in inputs.items()}
