@@ -15,6 +15,7 @@ import numpy as np
 
 from ..bench import Bench, Sample
 from ..video import write_video
+from .hub import HubRepo
 
 
 class AdapterError(RuntimeError):
@@ -55,6 +56,11 @@ class ModelAdapter(ABC):
         """Apply ``--model-option KEY=VALUE`` settings (and ``--reference``/``--offload``)."""
         if options:
             raise AdapterError(f"model {self.name!r} takes no options (got {', '.join(sorted(options))})")
+
+    def hub_repos(self) -> list[HubRepo]:
+        """The hub repositories this adapter's weights come from, given its settings (local paths
+        are not listed): what ``sparkle-bench download --model`` fetches and ``eval`` checks first."""
+        return []
 
     def setup(self, bench: Bench) -> None:
         """Cheap preparation for a bench (paths, masks folder). Weights load on the first
