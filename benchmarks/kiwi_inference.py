@@ -3,6 +3,7 @@ configs (always) and for real weights when they are local (``--weights``).
 
     python benchmarks/kiwi_inference.py                      # tiny model, this machine's device
     python benchmarks/kiwi_inference.py --weights stdKonjac/Kiwi-Sparkle-720P-81F --frames 81 --steps 50
+    python benchmarks/kiwi_inference.py --compare            # what each protocol option changes (tiny, bf16)
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def smooth_video(count: int, width: int, height: int) -> np.ndarray:
+    """Moving colour waves and a disc: content with the smoothness of real video (x264 and tiling
+    seams behave on it as on footage; on random pixels they do not)."""
+    t, y, x = np.arange(count)[:, None, None], np.arange(height)[None, :, None], np.arange(width)[None, None, :]
+    wave = 128 + 70 * np.sin((x + 12 * t) / 57.0) * np.cos((y - 7 * t) / 41.0)
+    disc = ((x - width / 2 - 20 * t) ** 2 + (y - height / 2) ** 2) < (height / 5) ** 2
+    rgb = np.stack([wave, np.roll(wave, width // 7, 2), 255 - wave], -1)
+    rgb[np.broadcast_to(disc, wave.shape)] = (230, 200, 40)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
 def measure(model, frames: np.ndarray, steps: int, device: str) -> tuple[float, float]:
     from sparkle_bench.models.kiwi.pipeline import Sampling
 
@@ -33,6 +45,36 @@ def measure(model, frames: np.ndarray, steps: int, device: str) -> tuple[float, 
     return seconds, peak
 
 
+def compare_options(model, frames: np.ndarray, steps: int) -> None:
+    """Grey levels (of 255) each protocol difference moves the output, and its time, on one model:
+    the official settings against each alternative, all in bfloat16 (where the roundings differ)."""
+    from sparkle_bench.models.kiwi.pipeline import Sampling
+    from sparkle_bench.video import OFFICIAL_CRF, read_frames, write_video
+
+    model.to(torch.bfloat16)
+    prompt = "Replace the background with a busy harbour at dusk."
+
+    def run(**options) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        video = model.generate(prompt, frames, None, Sampling(steps=steps, **options))
+        return video, time.perf_counter() - start
+
+    official, seconds = run()
+    print(f"official (tiling=diffsynth, rounding=diffsynth): {seconds:.2f} s")
+    for name, options in (("rounding=float32", {"rounding": "float32"}), ("tiling=diffusers", {"tiling": "diffusers"}),
+                          ("tiling=off", {"tiling": "off"})):
+        video, took = run(**options)
+        diff = np.abs(video.astype(int) - official)
+        print(f"{name:<18} mean {diff.mean():.3f}  max {diff.max():3d} grey levels vs official; {took:.2f} s")
+    with tempfile.TemporaryDirectory() as folder:  # on the (smooth) source: a random model's output is noise
+        for crf in (17, OFFICIAL_CRF):
+            path = Path(folder) / f"{crf}.mp4"
+            write_video(path, frames, 15.0, crf=crf)
+            diff = np.abs(read_frames(path).astype(int) - frames)
+            print(f"mp4 crf={crf:<9} mean {diff.mean():.3f}  max {diff.max():3d} grey levels lost on the source; "
+                  f"{path.stat().st_size / 1024:.0f} KiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--weights", help="a Kiwi folder, a DiffSynth .safetensors or a cached hub id")
@@ -40,12 +82,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--size", default="1280x720", help="source size; the protocol fits it into the pixel budget")
     parser.add_argument("--offload", action="store_true")
+    parser.add_argument("--compare", action="store_true", help="what each protocol option changes, instead of timing")
     args = parser.parse_args()
     from sparkle_bench.models.kiwi.frames import prepare_video
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     width, height = map(int, args.size.split("x"))
-    source = np.random.default_rng(0).integers(0, 255, (args.frames, height, width, 3), dtype=np.uint8)
+    source = smooth_video(args.frames, width, height)
     if args.weights:
         from sparkle_bench.models.kiwi.sources import open_kiwi
 
@@ -56,8 +99,9 @@ def main() -> None:
         from tests.tiny_kiwi import tiny_kiwi_model
 
         model = tiny_kiwi_model(Path(tempfile.mkdtemp()))
-        frames, name = prepare_video(source, 256 * 144), "tiny random Kiwi"
-    model.vae.enable_tiling()
+        frames, name = prepare_video(source, *(() if args.compare else (256 * 144,))), "tiny random Kiwi"
+    if args.compare:
+        return compare_options(model.place(device), frames, args.steps)
     model.place(device, offload=args.offload)
     measure(model, frames[:5], 1, device)  # warm-up
     seconds, peak = measure(model, frames, args.steps, device)

@@ -54,6 +54,8 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--columns", type=_csv_list, help="comma-separated columns to show: names (fg_psnr), short headers (fPSNR) or groups (counts, metrics, judge)")
     group.add_argument("--format", choices=FORMATS, default="table",
                        help="table: fitted to the terminal, grouped, with a legend (default); csv, md, json: every column, for pipes")
+    group.add_argument("--ci", action="store_true",
+                       help="show each mean with ± half its 95%% bootstrap interval over samples (csv and json always carry the bounds)")
 
 
 def _tolerance(text: str) -> tuple[str, float]:
@@ -83,6 +85,9 @@ def _score_args(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--metrics", type=_csv_list, default=list(DEFAULT_METRICS), help=f"comma-separated (default: {','.join(DEFAULT_METRICS)})")
     parser.add_argument("--work-height", type=int, default=288, help="frames are scored at this height (default 288)")
+    parser.add_argument("--align", choices=["crop", "resize"], default="crop",
+                        help="an edit of another aspect (1280x704 for 1280x720): crop the source and mask to it, centred, "
+                             "as the official protocol does (default), or stretch the edit to the source's aspect")
     parser.add_argument("--workers", type=_positive,
                         help="scoring processes (default: one per core this process may use); 1 scores in this process")
     parser.add_argument("--strict", action="store_true",
@@ -123,7 +128,13 @@ def _prepare(args: argparse.Namespace):
     arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     open_run(run_dir, bench, adapter.spec, arguments, args.label, adapter.run_suffix)
     adapter.setup(bench)
-    return bench, adapter, run_dir, parse_shard(args.shard)
+    shard = parse_shard(args.shard)
+    if args.command in ("eval", "infer"):  # weights fetched (or every missing repository named) before any load
+        from .models.weights import ensure_weights
+        from .runner import shard_samples
+
+        ensure_weights(adapter, shard_samples(bench.samples, shard), run_dir / "outputs", args.model, args.model_option)
+    return bench, adapter, run_dir, shard
 
 
 def _infer(bench, adapter, run_dir: Path, shard, strict: bool = False) -> int:
@@ -147,7 +158,7 @@ def _score(bench, adapter, run_dir: Path, shard, args) -> None:
     from .runner import default_workers, run_scoring
 
     counts = run_scoring(bench, adapter, run_dir / "outputs", run_dir, load_metrics(args.metrics), args.work_height, shard,
-                         args.workers or default_workers())
+                         args.workers or default_workers(), args.align)
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
 
 
@@ -155,32 +166,17 @@ def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
     """Write summary.csv, show it, then say why any metric had no value; 3 with ``--strict``
     when a sample failed, is missing or lacks a metric."""
     from .display import show, unavailable_lines
-    from .judge.rubrics import load_rubric
     from .log import warn
     from .runs import read_provenance, run_label
-    from .tables import combine, judge_summary, latest_judge, mark_unavailable, run_records, summarize, write_table
+    from .tables import summarize_run, write_table
 
-    model, missing_policy = run_label(read_provenance(run_dir)), getattr(args, "missing_policy", "exclude")
-    metric_records, judge_records = run_records(run_dir), run_records(run_dir, "judge*.jsonl")
-    objective = None
-    if metric_records or not judge_records:
-        objective = mark_unavailable(summarize(bench, metric_records, model), bench, metric_records)
-    judge = None
-    if judge_records:
-        judge_records, other = latest_judge(judge_records)
-        if other:
-            warn(f"{other} judge records made with another judge model or rubric are ignored (re-judge them)")
-        rubric = load_rubric(next(iter(judge_records.values()))["rubric"])
-        judge = judge_summary(bench, judge_records, model, rubric.columns, missing_policy)
-        macro = judge[judge["theme"] == "MACRO"].iloc[0]
-        left_out = int(macro["n_judge_failed"] + macro["n_judge_missing"])
-        if left_out and missing_policy == "exclude":
-            warn(f"{left_out} samples without a judge score are left out of the judge means (published behaviour); "
-                 f"--missing-policy floor scores them 1")
-    table = combine(objective, judge)
+    summary = summarize_run(run_dir, bench, run_label(read_provenance(run_dir)), getattr(args, "missing_policy", "exclude"))
+    for line in summary.notes:
+        warn(line)
+    table = summary.table
     write_table(table, run_dir / "summary.csv")
-    show(table, f"{run_dir}/summary.csv", args.format, args.columns)
-    unavailable = unavailable_lines(bench, metric_records)
+    show(table, f"{run_dir}/summary.csv", args.format, args.columns, args.ci)
+    unavailable = unavailable_lines(bench, summary.metric_records)
     for line in unavailable:
         warn(line)
     macro = table[table["theme"] == "MACRO"].iloc[0]
@@ -188,7 +184,24 @@ def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
     return 3 if args.strict and (bad or unavailable) else 0
 
 
+def _memory_dry_run(args: argparse.Namespace) -> int | None:
+    """``--dry-run`` on infer/eval: the GPU memory the model needs, printed before anything loads
+    (None for a model with no estimate: eval's ``--dry-run`` then is the judge's alone)."""
+    from .models import load_model
+
+    options = dict(args.model_option)
+    options.update({k: "true" for k in ("reference", "offload") if getattr(args, k)})
+    plan = getattr(load_model(args.model, options), "memory_plan", None)
+    if plan is None:
+        return None
+    for line in plan():
+        console.print(line)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.dry_run and (code := _memory_dry_run(args)) is not None:
+        return code
     bench, adapter, run_dir, shard = _prepare(args)
     code = _infer(bench, adapter, run_dir, shard)
     if code:
@@ -207,6 +220,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        if _memory_dry_run(args) is None:
+            console.print(f"{args.model}: no memory estimate for this model")
+        return 0
     bench, adapter, run_dir, shard = _prepare(args)
     return _infer(bench, adapter, run_dir, shard, args.strict)
 
@@ -245,19 +262,23 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         console.print(f"[red]error[/]: {args.run} needs both samples.jsonl (sparkle-bench score) and judge.jsonl (sparkle-bench judge)")
         return 2
     table.to_csv(args.run / "agreement.csv", index=False, float_format="%.4f")
-    show(table, f"{args.run}/agreement.csv: Spearman rho, judge dimension vs objective metric (oriented so + = agree)", args.format, args.columns)
+    show(table, f"{args.run}/agreement.csv: Spearman rho, judge dimension vs objective metric (oriented so + = agree)", args.format, args.columns, args.ci)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .display import show
-    from .tables import leaderboard_inputs, merge_leaderboard, write_table
+    from .log import warn
+    from .tables import coverage_warning, leaderboard_inputs, merge_leaderboard, write_table
 
-    board = merge_leaderboard(leaderboard_inputs(args.runs, args.published or []), "all" if args.all_themes else "MACRO")
+    coverage = coverage_warning(args.runs)
+    if coverage and not args.common:
+        warn(coverage)
+    board = merge_leaderboard(leaderboard_inputs(args.runs, args.published or [], args.common), "all" if args.all_themes else "MACRO")
     if args.csv:
         write_table(board, args.csv)
         console.print(f"wrote {args.csv}")
-    show(board, "leaderboard", args.format, args.columns)
+    show(board, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args.format, args.columns, args.ci)
     return 0
 
 
@@ -282,27 +303,37 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_regress(args: argparse.Namespace) -> int:
     from .display import show
     from .log import warn
-    from .regress import check_comparable, compare, load_scores, untested_worse
+    from .regress import ALL, MIN_SAMPLES, check_comparable, compare, load_scores, seed_tolerances, untested_worse
 
     run, baseline = load_scores(args.run), load_scores(args.baseline)
     warnings = check_comparable(run, baseline)  # refuses other benches and other samples
-    table = compare(run, baseline, dict(args.tolerance), args.alpha)
-    for line in warnings + [untested_worse(table, args.alpha)]:
+    tolerances = dict(args.tolerance)
+    if args.seed_run:
+        seed = load_scores(args.seed_run)
+        check_comparable(seed, baseline)
+        tolerances = seed_tolerances(baseline, seed, tolerances)
+    table = compare(run, baseline, tolerances, args.alpha)
+    for line in warnings + [untested_worse(table)]:
         if line:
             warn(line)
     worse = table[table["regressed"].astype(bool)]
-    tested = int(table["testable"].fillna(False).astype(bool).sum())
-    what = (f"{run.label} vs baseline {baseline.label}: {len(table)} comparisons on {len(run.samples)} samples, "
-            f"one-sided paired Wilcoxon, Holm-adjusted over the {tested} that can reach p < {args.alpha:g}")
+    what = (f"{run.label} vs baseline {baseline.label}, {len(run.samples)} samples: a comparison fails when its mean got worse "
+            f"by more than the tolerance, p < {args.alpha:g} (one-sided paired t-test against the tolerance; "
+            f"groups under {MIN_SAMPLES} samples not tested)")
     if args.format != "table":
         show(table, what, args.format)
+    else:
+        overall = table[table["theme"].eq(ALL) & (table["lost"].isna() if "lost" in table else True)]
+        show(overall[["metric", "n", "baseline", "run", "change", "tolerance", "detectable", "p"]],
+             "every metric over all samples (detectable: the smallest worsening of the mean that fails with this many samples)")
     if worse.empty:
         console.print(f"no regression: {what}", soft_wrap=True)
         return 0
     if args.format == "table":
         view = worse[[c for c in ("metric", "theme", "n", "baseline", "run", "change", "tolerance", "p", "lost") if c in worse]]
         show(view.dropna(axis=1, how="all"), f"got worse: {what}")
-    console.print(f"[red]regression[/]: {len(worse)} of {len(table)} comparisons got worse beyond tolerance", soft_wrap=True)
+    console.print(f"[red]regression[/]: {len(worse)} of {len(table)} comparisons got worse beyond tolerance "
+                  f"({', '.join(dict.fromkeys(worse['metric']))})", soft_wrap=True)
     return 1
 
 
@@ -329,10 +360,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_bench
+    from .download import download_bench, download_model
 
-    root = download_bench(args.bench, args.root, args.themes)
-    console.print(f"{args.bench} downloaded to {root}")
+    if args.model:
+        download_model(args.model, dict(args.model_option))
+        return 0
+    if args.root is None:
+        console.print("[red]error[/]: download needs --model NAME, or --bench with --root DIR")
+        return 2
+    root = download_bench(args.bench or "sparkle", args.root, args.themes)
+    console.print(f"{args.bench or 'sparkle'} downloaded to {root}")
     return 0
 
 
@@ -390,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
             _display_args(p)
         else:
             p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed")
+            p.add_argument("--dry-run", action="store_true", help="print the GPU memory the model needs; load nothing")
         if name == "eval":
             add_judge_args(p, backend=None)
         p.set_defaults(func=func)
@@ -420,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", type=Path, nargs="*", help="run folders or summary CSVs")
     p.add_argument("--published", type=_csv_list, help="add shipped rows: sparkle_bench, openve_bench")
     p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
+    p.add_argument("--common", action="store_true",
+                   help="recompute every run's means over the samples all the runs scored (runs that cover different samples are warned about)")
     p.add_argument("--csv", type=Path, help="write the merged table here")
     _display_args(p)
     p.set_defaults(func=cmd_leaderboard)
@@ -438,12 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="baseline file to write (JSON, one sample a line)")
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("regress", help="CI gate: exit 1 when a run got worse than a baseline (paired test per metric and theme)")
+    p = sub.add_parser("regress", help="CI gate: exit 1 when a run got worse than a baseline beyond tolerance (paired test per metric and theme)")
     p.add_argument("run", type=Path, help="the run folder to check")
     p.add_argument("--baseline", type=Path, required=True, help="a run folder or a file from `sparkle-bench baseline`")
     p.add_argument("--tolerance", type=_tolerance, action="append", default=[], metavar="METRIC=VALUE",
-                   help="smallest worsening of the mean that may fail the gate, repeatable (defaults: fg_psnr=0.5, bg_dynamics=0.05, judge_*=0.1, ...)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm adjustment (default 0.05)")
+                   help="smallest worsening of the mean that may fail the gate, repeatable (defaults measured from re-encoding "
+                        "noise: fg_psnr=0.02, bg_dynamics=0.03, bg_static=0.05, judge_*=0.1, ...)")
+    p.add_argument("--seed-run", type=Path,
+                   help="another run of the baseline's model with another seed (run folder or baseline file): each tolerance "
+                        "widens to the per-sample spread between the two, so chance alone does not fail a stochastic model")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of each comparison against its tolerance (default 0.05)")
     p.add_argument("--format", choices=FORMATS, default="table", help="table: only what got worse; csv, md, json: every comparison")
     p.set_defaults(func=cmd_regress)
 
@@ -474,10 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("download", help="fetch a bench from the Hugging Face hub")
-    p.add_argument("--bench", choices=["sparkle", "openve"], default="sparkle")
-    p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--themes", type=_csv_list)
+    p = sub.add_parser("download", help="fetch a bench, or a model's weights (only the files it reads), from the Hugging Face hub")
+    p.add_argument("--model", help="a model's weights into the Hugging Face cache: every repository it reads, sizes first")
+    p.add_argument("--model-option", type=_model_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="options that choose the weights (base=..., mllm=...), as given to eval")
+    p.add_argument("--bench", choices=["sparkle", "openve"], help="a bench into --root (default: sparkle)")
+    p.add_argument("--root", type=Path, help="where the bench goes")
+    p.add_argument("--themes", type=_csv_list, help="only these themes of the bench")
     p.set_defaults(func=cmd_download)
 
     for module in COMMAND_GROUPS:

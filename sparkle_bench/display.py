@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import math
 import sys
-import textwrap
 
 import pandas as pd
 
 from .bench import Bench
-from .tables import UNAVAILABLE_COLUMN, integer_counts, parse_unavailable
+from .tables import CI_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_rank, integer_counts, is_interval, parse_unavailable
 
 GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "judge, 1-5", "other": "values"}
 COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
@@ -24,6 +23,7 @@ KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
 ROW_KEYS = ["model", "theme", "source", "bench"]  # what a row is, most telling first
 MAX_KEY_WIDTH = 28  # longer run labels wrap inside their cell
 MARKS = "n/a: unavailable for every sample (see the warnings); *: mean over the samples that had it; -: not measured"
+CI_NOTE = "±: half the 95% bootstrap interval over samples (bounds: summary.csv, --format csv/json)"
 
 
 def judge_titles(benches: list[str] | None = None) -> dict[str, str]:
@@ -95,16 +95,23 @@ def cell(value, column: str, unavailable: dict[str, int]) -> str:
     return number(float(value)) + ("*" if column in unavailable else "")
 
 
-KNOWN_ORDER = list(COUNT_HEADERS) + list(METRIC_HEADERS)
+def column_order(column: str) -> tuple[int, int]:
+    """Where a column goes in every view (:func:`sparkle_bench.tables.column_rank`)."""
+    return column_rank(column)
 
 
-def column_order(column: str) -> int:
-    return KNOWN_ORDER.index(column) if column in KNOWN_ORDER else len(KNOWN_ORDER)
+def with_interval(value: str, row: pd.Series, column: str) -> str:
+    """``value ±h``, h = half the 95% interval's width, when the row has the interval."""
+    low, high = (row.get(column + suffix) for suffix in CI_SUFFIXES)
+    if low is None or high is None or pd.isna(low) or pd.isna(high) or value in ("n/a", "-"):
+        return value
+    return f"{value} ±{number((float(high) - float(low)) / 2)}"
 
 
 def value_columns(table: pd.DataFrame) -> list[str]:
-    """Numeric columns, the known ones in a fixed order (counts, subject, background, judge)."""
-    columns = [c for c in table.columns if c != UNAVAILABLE_COLUMN and pd.api.types.is_numeric_dtype(table[c])]
+    """Numeric columns, the known ones in a fixed order (counts, subject, background, judge);
+    intervals are shown with their value, never as columns of their own."""
+    columns = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not is_interval(c) and pd.api.types.is_numeric_dtype(table[c])]
     return sorted(columns, key=column_order)
 
 
@@ -118,7 +125,7 @@ def key_columns(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(text columns that tell rows apart, text columns constant over the table). Published rows
     are marked in the model's cell, so ``source`` needs no column of its own."""
     text = [c for c in dict.fromkeys(ROW_KEYS + list(table.columns)) if c in table and c != UNAVAILABLE_COLUMN
-            and c not in value_columns(table)]
+            and not is_interval(c) and c not in value_columns(table)]
     sources_in_model = "model" in table and set(table.get("source", pd.Series([], dtype=object)).dropna()) <= {"measured", "paper"}
     varying = [c for c in text if table[c].nunique() > 1 and not (c == "source" and sources_in_model)]
     constant = [c for c in text if c not in varying and table[c].nunique() == 1]
@@ -170,7 +177,8 @@ def select_columns(table: pd.DataFrame, wanted: list[str] | None) -> pd.DataFram
         raise ValueError(f"unknown column(s) {', '.join(unknown)}; this table has {', '.join(values)} "
                          f"(or a group: {', '.join(sorted({group_of(c) for c in values}))})")
     chosen = [c for w in wanted for c in names[w.lower()]]
-    keep = [c for c in table.columns if c not in values or c in chosen]
+    intervals = {i for c in chosen for i in (c + suffix for suffix in CI_SUFFIXES)}
+    keep = [c for c in table.columns if (c not in values and not is_interval(c)) or c in chosen or c in intervals]
     return table[keep]
 
 
@@ -188,8 +196,21 @@ def _chunks(keys: list[int], values: list[tuple[str, int]], width: int) -> list[
     return chunks
 
 
-def render(table: pd.DataFrame, title: str, width: int) -> list:
-    """Rich renderables: a title line, one table per group (split further if too wide), the legend."""
+def legend_lines(notes: list[str], width: int) -> list[str]:
+    """Notes packed into lines of at most ``width``, two spaces apart, never broken inside a note
+    (one longer than a line gets a line of its own)."""
+    lines: list[str] = []
+    for note in notes:
+        if lines and len(lines[-1]) + 2 + len(note) <= width:
+            lines[-1] += "  " + note
+        else:
+            lines.append(note)
+    return lines
+
+
+def render(table: pd.DataFrame, title: str, width: int, ci: bool = False) -> list:
+    """Rich renderables: a title line, one table per group (split further if too wide), the legend;
+    ``ci``: each value with ``±`` half its interval."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -202,16 +223,20 @@ def render(table: pd.DataFrame, title: str, width: int) -> list:
     marks = [parse_unavailable(v) for v in table.get(UNAVAILABLE_COLUMN, pd.Series([""] * len(table)))]
     key_cells = {c: _key_cells(rows, c) for c in keys}
     key_width = {c: min(MAX_KEY_WIDTH, max([len(KEY_HEADERS.get(c, c))] + [len(v) for v in key_cells[c]])) for c in keys}
+    wraps = any(len(v) > MAX_KEY_WIDTH for c in keys for v in key_cells[c])
     legend: dict[str, str] = {}
     marked = False
     shown = shown_columns(rows)
     for group in ("counts", "metrics", "judge", "other"):
         columns = [c for c in shown if group_of(c) == group]
         cells = {c: [cell(v, c, marks[i]) for i, v in enumerate(rows[c])] for c in columns}
+        if ci:
+            cells = {c: [with_interval(text, rows.iloc[i], c) for i, text in enumerate(cells[c])] for c in columns}
         headers = {c: short_header(c, titles) for c in columns}
         widths = [(c, max([len(headers[c])] + [len(v) for v in cells[c]])) for c in columns]
         for part in (_chunks(list(key_width.values()), widths, width) if columns else []):
-            view = Table(title=GROUP_TITLES[group], title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+            view = Table(title=GROUP_TITLES[group], title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                         show_lines=wraps)  # a blank line between rows, so a wrapped label never reads as another row
             for c in keys:
                 view.add_column(KEY_HEADERS.get(c, c), max_width=MAX_KEY_WIDTH, overflow="fold")
             for c in part:
@@ -228,35 +253,47 @@ def render(table: pd.DataFrame, title: str, width: int) -> list:
         notes.append("↑ higher is better, ↓ lower")
     if marked:
         notes.append(MARKS)
-    out += [Text(line, style="dim") for line in textwrap.wrap("  ".join(notes), width)]
+    if ci and any(c + CI_SUFFIXES[0] in rows for c in shown):
+        notes.append(CI_NOTE)
+    out += [Text(line, style="dim") for line in legend_lines(notes, width)]
     return out
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """Every column by its full name, numbers as in the terminal view; for PR comments and docs."""
+def _text(value) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value).replace("|", "\\|")
+
+
+def to_markdown(table: pd.DataFrame, ci: bool = False) -> str:
+    """Every column by its full name, numbers as in the terminal view (``ci``: with ``±``), empty
+    cells for missing text; for PR comments and docs."""
     table = table.reset_index(drop=True)
     marks = [parse_unavailable(v) for v in table.get(UNAVAILABLE_COLUMN, pd.Series([""] * len(table)))]
     values = set(shown_columns(table))
-    columns = [c for c in table.columns if c in values or (c != UNAVAILABLE_COLUMN and c not in value_columns(table))]
+    columns = [c for c in table.columns if c in values or (c != UNAVAILABLE_COLUMN and not is_interval(c) and c not in value_columns(table))]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if c in values else "---" for c in columns) + "|"]
-    for i, row in table[columns].iterrows():
-        cells = [cell(row[c], c, marks[i]) if c in values else str(row[c]).replace("|", "\\|") for c in columns]
+    for i, row in table.iterrows():
+        cells = [(with_interval(cell(row[c], c, marks[i]), row, c) if ci else cell(row[c], c, marks[i])) if c in values
+                 else _text(row[c]) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
+    if ci and any(c + CI_SUFFIXES[0] in table for c in values):
+        lines += ["", CI_NOTE]
     return "\n".join(lines)
 
 
-def show(table: pd.DataFrame, title: str, fmt: str = "table", columns: list[str] | None = None) -> None:
-    """Print ``table`` to stdout: fitted to the terminal (``table``), or ``csv``/``md``/``json``."""
-    table = select_columns(table, columns)
+def show(table: pd.DataFrame, title: str, fmt: str = "table", columns: list[str] | None = None, ci: bool = False) -> None:
+    """Print ``table`` to stdout: fitted to the terminal (``table``), or ``csv``/``md``/``json``;
+    every format in one column order. ``ci``: values with ``±`` (table, md); csv and json always
+    carry the interval bounds."""
+    table = canonical_order(select_columns(table, columns))
     if fmt == "csv":
         integer_counts(table).to_csv(sys.stdout, index=False, float_format="%.4f")
     elif fmt == "json":
         print(integer_counts(table).to_json(orient="records", indent=2))
     elif fmt == "md":
-        print(to_markdown(table))
+        print(to_markdown(table, ci))
     else:
         from rich.console import Console
 
         console = Console(highlight=False)
-        for item in render(table, title, console.width):
+        for item in render(table, title, console.width, ci):
             console.print(item)

@@ -1,8 +1,14 @@
 """A source/edited pair decoded at one working size, aligned in time, with its mask.
 
 Edited videos often differ from their source (Kiwi-style models write 1280x704 at 15 fps for a
-1280x720, 16 fps source). :func:`match_frames` decides which frames correspond and says what
-it did, so every record shows how its numbers were obtained.
+1280x720, 16 fps source). :func:`match_frames` decides which frames correspond and
+:func:`match_geometry` which source region the edit shows; both say what they did, so every
+record shows how its numbers were obtained.
+
+An edit of another aspect is almost always a centre crop of the source (the official protocol and
+both Kiwi models crop 1280x720 to 1280x704); stretching it back to the source's aspect would move
+the subject by up to 8 source rows at the top and bottom of the frame, so by default the source and
+its mask are cropped to the edit's aspect instead (``align="crop"``; ``"resize"`` stretches).
 """
 
 from __future__ import annotations
@@ -14,16 +20,54 @@ import cv2
 import numpy as np
 
 from .masks import MaskError, load_mask, resize_mask
+from .models.kiwi.frames import centre_crop
 from .video import VideoInfo, probe, read_frames
 
 FLOW_RATE = 8.0  # flow is measured between frames 1/8 s apart, whatever the fps
+ALIGNMENTS = ("crop", "resize")  # how an edit of another aspect is registered to its source
+ASPECT_TOLERANCE = 0.002  # relative aspect difference below which two sizes count as one aspect
+DECODE_CHUNK = 16  # frames decoded at full size at a time when cropping (bounds memory)
 
 
 def work_size(info: VideoInfo, work_height: int) -> tuple[int, int]:
-    """(W, H) with the source's aspect, height at most ``work_height``, both even."""
+    """(W, H) with the aspect of ``info`` (the source, or the region of it the edit shows), height at
+    most ``work_height``, both even."""
     height = min(work_height, info.height)
     width = int(round(info.width * height / info.height / 2)) * 2
     return max(width, 2), max(height - height % 2, 2)
+
+
+def match_geometry(src: VideoInfo, edt: VideoInfo, align: str = "crop") -> tuple[tuple[slice, slice] | None, list[str]]:
+    """The (rows, columns) of the source the edit shows, or None for the whole frame, and notes.
+
+    Same aspect: the whole frame, both resized. Another aspect: with ``crop``, the centred region
+    of the source with the edit's aspect (what a model that crops before editing saw); with
+    ``resize``, the whole frame, the edit stretched to the source's aspect.
+    """
+    if align not in ALIGNMENTS:
+        raise ValueError(f"align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
+    if (edt.width, edt.height) == (src.width, src.height):
+        return None, []
+    sizes = f"edited {edt.width}x{edt.height} vs source {src.width}x{src.height}"
+    if abs(edt.width / edt.height - src.width / src.height) <= ASPECT_TOLERANCE * src.width / src.height:
+        return None, [f"size: {sizes}, same aspect, both resized to the working size"]
+    if align == "resize":
+        return None, [f"size: {sizes}, other aspect, both resized to the working size (--align resize: the edit is stretched)"]
+    rows, cols = centre_crop(src.width, src.height, (edt.width, edt.height))
+    region = f"rows {rows.start}-{rows.stop}, columns {cols.start}-{cols.stop}"
+    return (rows, cols), [f"size: {sizes}, other aspect: source and mask centre-cropped to {cols.stop - cols.start}x"
+                          f"{rows.stop - rows.start} ({region}), then both resized to the working size (--align crop)"]
+
+
+def read_region(path: Path, size: tuple[int, int], indices: np.ndarray, region: tuple[slice, slice] | None) -> np.ndarray:
+    """Frames ``indices`` of a video, cropped to ``region`` (None: whole frame) at full size, then
+    resized to ``size`` (W, H) with area averaging; decoded a chunk at a time."""
+    out = np.empty((len(indices), size[1], size[0], 3), np.uint8)
+    rows, cols = region or (slice(None), slice(None))
+    for start in range(0, len(indices), DECODE_CHUNK):
+        for i, frame in enumerate(read_frames(path, None, indices[start : start + DECODE_CHUNK]), start):
+            out[i] = cv2.resize(np.ascontiguousarray(frame[rows, cols]), size, interpolation=cv2.INTER_AREA)
+    return out
 
 
 def match_frames(src: VideoInfo, edt: VideoInfo) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -34,8 +78,6 @@ def match_frames(src: VideoInfo, edt: VideoInfo) -> tuple[np.ndarray, np.ndarray
     takes the edited frame nearest in time, within the shorter duration.
     """
     notes: list[str] = []
-    if (edt.width, edt.height) != (src.width, src.height):
-        notes.append(f"size: edited {edt.width}x{edt.height} vs source {src.width}x{src.height}, both resized to the working size")
     if edt.num_frames == src.num_frames:
         idx = np.arange(src.num_frames)
         if abs(edt.fps - src.fps) > 0.01:
@@ -97,20 +139,26 @@ class VideoPair:
 
 
 def load_pair(
-    source: Path, edited: Path, mask_path: Path | None, work_height: int = 288, prompt: str = ""
+    source: Path, edited: Path, mask_path: Path | None, work_height: int = 288, prompt: str = "", align: str = "crop"
 ) -> VideoPair:
-    """Decode, resize and time-align a pair; raises VideoError or MaskError with a clear cause."""
+    """Decode, register (:func:`match_geometry`), resize and time-align a pair; raises VideoError
+    or MaskError with a clear cause."""
     src_info, edt_info = probe(source), probe(edited)
-    size = work_size(src_info, work_height)
-    src_idx, edt_idx, notes = match_frames(src_info, edt_info)
+    region, notes = match_geometry(src_info, edt_info, align)
+    seen = src_info if region is None else VideoInfo(region[1].stop - region[1].start, region[0].stop - region[0].start,
+                                                      src_info.num_frames, src_info.fps)
+    size = work_size(seen, work_height)
+    src_idx, edt_idx, frame_notes = match_frames(src_info, edt_info)
     mask = None
     if mask_path is not None:
         full = load_mask(mask_path)
         expected = (src_info.num_frames, src_info.height, src_info.width)
         if full.shape != expected:
             raise MaskError(f"mask shape {tuple(full.shape)} does not match source video (T, H, W) = {expected}")
-        mask = resize_mask(full[src_idx], size)
-    return VideoPair(
-        source=read_frames(source, size, src_idx), edited=read_frames(edited, size, edt_idx),
-        mask=mask, fps=src_info.fps, prompt=prompt, notes=notes,
-    )
+        mask = full[src_idx] if region is None else full[src_idx][:, region[0], region[1]]
+        mask = resize_mask(mask, size)
+    if region is None:
+        frames = read_frames(source, size, src_idx), read_frames(edited, size, edt_idx)
+    else:  # one resize for both, so an exact crop of the source reads as an exact copy
+        frames = read_region(source, size, src_idx, region), read_region(edited, size, edt_idx, None)
+    return VideoPair(source=frames[0], edited=frames[1], mask=mask, fps=src_info.fps, prompt=prompt, notes=notes + frame_notes)

@@ -119,13 +119,13 @@ def _inference_failures(run_dir: Path) -> dict[str, str]:
 
 
 def score_sample(
-    sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int
+    sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int, align: str = "crop"
 ) -> dict:
     """Metric values for one sample; a video or mask problem fails the sample, a metric that
     cannot apply is recorded as unavailable with its reason."""
     record: dict = {"status": "ok", "metrics": {}, "unavailable": {}}
     try:
-        pair = load_pair(sample.source, edited, find_mask(masks_dir, sample.theme, sample.id), work_height, sample.prompt)
+        pair = load_pair(sample.source, edited, find_mask(masks_dir, sample.theme, sample.id), work_height, sample.prompt, align)
     except (VideoError, MaskError) as exc:
         return {"status": "failed", "reason": str(exc), "metrics": {}, "unavailable": {}}
     record["alignment"] = pair.notes
@@ -153,7 +153,7 @@ class WorkerError(ChildProcessError):
 _WORKER: dict = {}
 
 
-def _worker_init(metrics: list[Metric], masks_dir: Path | None, work_height: int) -> None:
+def _worker_init(metrics: list[Metric], masks_dir: Path | None, work_height: int, align: str) -> None:
     """Per worker process: the parent handles Ctrl-C; a parent killed outright takes its workers
     with it (they would otherwise wait on the task queue forever); OpenCV gets one thread, since
     the processes already use every core (flow, resizing and colour conversion give the same
@@ -169,19 +169,20 @@ def _worker_init(metrics: list[Metric], masks_dir: Path | None, work_height: int
     if parent is not None:
         threading.Thread(target=lambda: (parent.join(), os._exit(1)), name="parent-watch", daemon=True).start()
     cv2.setNumThreads(1)
-    _WORKER.update(metrics=metrics, masks_dir=masks_dir, work_height=work_height)
+    _WORKER.update(metrics=metrics, masks_dir=masks_dir, work_height=work_height, align=align)
 
 
-def _timed_score(sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int) -> tuple[dict, float]:
+def _timed_score(sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int,
+                 align: str) -> tuple[dict, float]:
     started = time.monotonic()
-    return score_sample(sample, edited, metrics, masks_dir, work_height), time.monotonic() - started
+    return score_sample(sample, edited, metrics, masks_dir, work_height, align), time.monotonic() - started
 
 
 def _score_in_worker(sample: Sample, edited: Path) -> tuple[dict, float]:
-    return _timed_score(sample, edited, _WORKER["metrics"], _WORKER["masks_dir"], _WORKER["work_height"])
+    return _timed_score(sample, edited, _WORKER["metrics"], _WORKER["masks_dir"], _WORKER["work_height"], _WORKER["align"])
 
 
-def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_height: int, workers: int):
+def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_height: int, workers: int, align: str):
     """Yield ``(item, record, seconds)`` for each ``(sample, edited, ...)`` item as it finishes.
 
     More than one worker: a process pool started by a fork server (or spawn), never by forking
@@ -190,7 +191,7 @@ def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_heig
     """
     if workers <= 1 or len(todo) <= 1:
         for item in todo:
-            yield item, *_timed_score(item[0], item[1], metrics, masks_dir, work_height)
+            yield item, *_timed_score(item[0], item[1], metrics, masks_dir, work_height, align)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -201,7 +202,7 @@ def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_heig
     if method == "forkserver":
         context.set_forkserver_preload([__name__])
     pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_worker_init,
-                               initargs=(metrics, masks_dir, work_height))
+                               initargs=(metrics, masks_dir, work_height, align))
     try:
         running = {pool.submit(_score_in_worker, item[0], item[1]): item for item in todo}
         for future in as_completed(running):
@@ -215,14 +216,15 @@ def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_heig
 
 def run_scoring(
     bench: Bench, adapter: ModelAdapter, outputs: Path, run_dir: Path, metrics: list[Metric],
-    work_height: int = 288, shard: tuple[int, int] = (0, 1), workers: int = 1,
+    work_height: int = 288, shard: tuple[int, int] = (0, 1), workers: int = 1, align: str = "crop",
 ) -> dict[str, int]:
     """Score every sample of the shard that has no up-to-date record, on ``workers`` processes;
-    returns counts by status. Records are appended here, one at a time, as samples finish."""
+    returns counts by status. Records are appended here, one at a time, as samples finish.
+    ``align``: how an edit of another aspect is registered (:func:`sparkle_bench.pair.match_geometry`)."""
     records_path = run_dir / (SAMPLES_FILE if shard == (0, 1) else f"samples.shard{shard[0]}of{shard[1]}.jsonl")
     done = latest_records(run_dir / SAMPLES_FILE) | latest_records(records_path)
     failures = _inference_failures(run_dir)
-    setting = f"{','.join(m.name for m in metrics)}|h{work_height}|masks={bench.masks_dir}"
+    setting = f"{','.join(m.name for m in metrics)}|h{work_height}|masks={bench.masks_dir}|align={align}"
     counts = {"ok": 0, "failed": 0, "missing": 0, "reused": 0}
     samples = shard_samples(bench.samples, shard)
     with _progress() as progress:
@@ -252,6 +254,6 @@ def run_scoring(
                 write(sample, None, fingerprint, {"status": "missing", "reason": cause, "metrics": {}, "unavailable": {}}, 0.0)
             else:
                 todo.append((sample, edited, fingerprint))
-        for (sample, edited, fingerprint), result, seconds in _scored(todo, metrics, bench.masks_dir, work_height, workers):
+        for (sample, edited, fingerprint), result, seconds in _scored(todo, metrics, bench.masks_dir, work_height, workers, align):
             write(sample, edited, fingerprint, result, seconds)
     return counts

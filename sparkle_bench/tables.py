@@ -1,10 +1,14 @@
-"""Per-sample records -> per-theme table with a MACRO row, and runs -> one leaderboard."""
+"""Per-sample records -> per-theme table with a MACRO row and bootstrap intervals, and runs -> one
+leaderboard."""
 
 from __future__ import annotations
 
 import math
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .bench import Bench
@@ -18,6 +22,14 @@ MACRO = "MACRO"
 # Per row, the metrics some scored samples could not have and how many: "fg_psnr:8;fg_ssim:8".
 UNAVAILABLE_COLUMN = "unavailable"
 LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
+# 95% percentile bootstrap interval of each mean, over samples: ``<column>_ci_lo``, ``<column>_ci_hi``.
+CI_SUFFIXES = ("_ci_lo", "_ci_hi")
+BOOTSTRAP_DRAWS = 2000
+# One column order for every view and file: counts, then scores subject -> background -> learned,
+# then the rest (judge dimensions in their rubric's order), each score followed by its interval.
+COUNT_ORDER = COUNT_COLUMNS + ["n_judged", "n_judge_failed", "n_judge_missing"]
+SCORE_ORDER = ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips", "bg_change", "bg_dynamics", "bg_static", "bg_flicker",
+               "clip_text", "clip_consistency"]
 
 
 def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dict]:
@@ -29,9 +41,62 @@ def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dic
     return records
 
 
+def _present(values: list) -> list[float]:
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
 def _mean(values: list[float]) -> float:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    values = _present(values)
     return round(sum(values) / len(values), 4) if values else math.nan
+
+
+def bootstrap_means(values: list, key: str) -> np.ndarray | None:
+    """Means of ``BOOTSTRAP_DRAWS`` resamples (with replacement) of the present values, drawn
+    from a generator seeded by ``key`` (the same table gives the same interval); None for no value."""
+    array = np.array(_present(values))
+    if not len(array):
+        return None
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    return array[rng.integers(0, len(array), (BOOTSTRAP_DRAWS, len(array)))].mean(axis=1)
+
+
+def interval(draws: np.ndarray | None, n: int) -> tuple[float, float]:
+    """95% percentile interval of bootstrap means; none from fewer than 2 samples."""
+    if draws is None or n < 2:
+        return math.nan, math.nan
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return round(float(low), 4), round(float(high), 4)
+
+
+def interval_columns(column: str) -> list[str]:
+    return [column + suffix for suffix in CI_SUFFIXES]
+
+
+def is_interval(column: str) -> bool:
+    return column.endswith(CI_SUFFIXES)
+
+
+def column_rank(column: str) -> tuple[int, int]:
+    """Sort key of a value column in the one order every view uses (unknown columns keep theirs)."""
+    base = column[: -len(CI_SUFFIXES[0])] if is_interval(column) else column
+    if base in COUNT_ORDER:
+        return 0, COUNT_ORDER.index(base)
+    if base in SCORE_ORDER:
+        return 1, SCORE_ORDER.index(base)
+    return 2, 0
+
+
+def canonical_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Text columns first (as they are), then values in :func:`column_rank` order, each score
+    followed by its interval, the ``unavailable`` column last."""
+    text = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not pd.api.types.is_numeric_dtype(table[c])]
+    values = [c for c in table.columns if c not in text and c != UNAVAILABLE_COLUMN and not is_interval(c)]
+    values = sorted(values, key=column_rank)
+    ordered = []
+    for column in values:
+        ordered += [column] + [c for c in interval_columns(column) if c in table.columns]
+    rest = [c for c in table.columns if c not in text and c not in ordered and c != UNAVAILABLE_COLUMN]
+    return table[text + ordered + rest + ([UNAVAILABLE_COLUMN] if UNAVAILABLE_COLUMN in table.columns else [])]
 
 
 def summarize(
@@ -43,14 +108,16 @@ def summarize(
     ``counts`` names the total, ok, failed and missing columns; every selected sample is counted,
     one with no record yet as missing. ``columns`` fixes the order of known score columns. Means
     are over ok samples with a value; with ``floor``, failed and missing samples enter the means
-    with that value instead of being left out.
+    with that value instead of being left out. Each mean gets a 95% bootstrap interval over its
+    samples; MACRO's resamples every theme on its own and averages the theme means, as the
+    MACRO value does (a theme of one sample enters it as a constant).
     """
     columns = list(columns or [])
     for record in records.values():
         for key in score_keys:
             columns += [c for c in record.get(key, {}) if c not in columns]
     total, ok, failed, missing = counts
-    rows = []
+    rows, draws = [], {c: [] for c in columns}
     for theme in bench.themes:
         theme_records = [records.get(s.id, {"status": "missing"}) for s in bench.samples if s.theme == theme]
         statuses = [r.get("status") for r in theme_records]
@@ -61,11 +128,20 @@ def summarize(
             values = [next((r[k][column] for k in score_keys if column in r.get(k, {})), None) if r.get("status") == "ok"
                       else floor for r in theme_records]
             row[column] = _mean(values)
+            theme_draws = bootstrap_means(values, f"{theme}|{column}")
+            row[column + CI_SUFFIXES[0]], row[column + CI_SUFFIXES[1]] = interval(theme_draws, len(_present(values)))
+            if theme_draws is not None:
+                draws[column].append(theme_draws)
         rows.append(row)
-    table = pd.DataFrame(rows, columns=KEY_COLUMNS + counts + columns)
+    value_columns = [c for column in columns for c in [column] + interval_columns(column)]
+    table = pd.DataFrame(rows, columns=KEY_COLUMNS + counts + value_columns)
     macro = {"bench": bench.name, "model": model, "source": "measured", "theme": MACRO}
     macro.update({c: int(table[c].sum()) for c in counts})
-    macro.update({c: _mean(table[c].tolist()) for c in columns})
+    for column in columns:
+        macro[column] = _mean(table[column].tolist())
+        spread = any(table[c].notna().any() for c in interval_columns(column))  # some theme had 2+ samples
+        macro[column + CI_SUFFIXES[0]], macro[column + CI_SUFFIXES[1]] = (
+            interval(np.mean(draws[column], axis=0), 2) if draws[column] and spread else (math.nan, math.nan))
     return pd.concat([table, pd.DataFrame([macro])], ignore_index=True)
 
 
@@ -145,29 +221,116 @@ def integer_counts(table: pd.DataFrame) -> pd.DataFrame:
 def write_table(table: pd.DataFrame, path: Path) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    integer_counts(table).to_csv(tmp, index=False, float_format="%.4f")
+    integer_counts(canonical_order(table)).to_csv(tmp, index=False, float_format="%.4f")
     tmp.replace(path)
 
 
-def leaderboard_inputs(runs: list[Path], published: list[str]) -> list[pd.DataFrame]:
-    """Each run's summary named by its label (run folders), or as written (summary CSVs), then the
-    shipped published rows; two runs with one label are told apart by their folder names."""
+def covered_samples(run_dir: Path) -> set[str]:
+    """Ids of a run's selection that have a score: an ok metric record, or an ok judge record."""
+    from .runs import read_provenance
+
+    selected = set(read_provenance(run_dir)["sample_ids"])
+    scored = {k for k, r in run_records(run_dir).items() if r.get("status") == "ok"}
+    judged = {k for k, r in run_records(run_dir, "judge*.jsonl").items() if r.get("status") == "ok"}
+    return selected & (scored | judged)
+
+
+def coverage_warning(runs: list[Path]) -> str | None:
+    """A line when the run folders' scores rest on different samples (their means are then not
+    comparable); None when they share every scored sample."""
     from .runs import PROVENANCE_FILE, read_provenance, run_label
 
-    tables, folders = [], []
+    folders = [Path(run) for run in runs if (Path(run) / PROVENANCE_FILE).is_file()]
+    covered = [covered_samples(run) for run in folders]
+    if len(covered) < 2 or len({frozenset(ids) for ids in covered}) == 1:
+        return None
+    shared = set.intersection(*covered)
+    labels = _distinct([run_label(read_provenance(run)) for run in folders], folders)
+    each = ", ".join(f"{label} {len(ids)}" for label, ids in zip(labels, covered))
+    return (f"the runs' scores rest on different samples ({each}; {len(shared)} shared): their means are not comparable; "
+            f"--common compares them on the shared samples only")
+
+
+@dataclass
+class RunSummary:
+    table: pd.DataFrame
+    metric_records: dict[str, dict]  # what the objective part was made from
+    notes: list[str]  # what the user should know about it (ignored or left-out judge records)
+
+
+def summarize_run(run_dir: Path, bench: Bench, model: str, policy: str = "exclude") -> RunSummary:
+    """A run's table (objective metrics and the latest judge's scores) over ``bench``'s samples."""
+    from .judge.rubrics import load_rubric
+
+    metric_records, judge_records = run_records(run_dir), run_records(run_dir, "judge*.jsonl")
+    notes: list[str] = []
+    objective = None
+    if metric_records or not judge_records:
+        objective = mark_unavailable(summarize(bench, metric_records, model), bench, metric_records)
+    judge = None
+    if judge_records:
+        judge_records, other = latest_judge(judge_records)
+        if other:
+            notes.append(f"{other} judge records made with another judge model or rubric are ignored (re-judge them)")
+        rubric = load_rubric(next(iter(judge_records.values()))["rubric"])
+        judge = judge_summary(bench, judge_records, model, rubric.columns, policy)
+        macro = judge[judge["theme"] == "MACRO"].iloc[0]
+        left_out = int(macro["n_judge_failed"] + macro["n_judge_missing"])
+        if left_out and policy == "exclude":
+            notes.append(f"{left_out} samples without a judge score are left out of the judge means (published behaviour); "
+                         f"--missing-policy floor scores them 1")
+    return RunSummary(combine(objective, judge), metric_records, notes)
+
+
+def _common_summary(run: Path, shared: set[str]) -> pd.DataFrame:
+    """A run's summary recomputed over the ``shared`` samples, with the judge policy it was made with."""
+    from .bench import select
+    from .runs import bench_of_run, run_label
+
+    bench, provenance = bench_of_run(run)
+    summary = pd.read_csv(run / "summary.csv") if (run / "summary.csv").is_file() else pd.DataFrame()
+    policy = str(summary["judge_missing_policy"].dropna().iloc[0]) if "judge_missing_policy" in summary and summary["judge_missing_policy"].notna().any() else "exclude"
+    return summarize_run(run, select(bench, ids=[s.id for s in bench.samples if s.id in shared]), run_label(provenance), policy).table
+
+
+def _distinct(names: list[str], runs: list[Path]) -> list[str]:
+    """Labels made unique by the shortest tail of each run's path that tells the runs apart."""
+    out = list(names)
+    for name in set(names):
+        same = [i for i, n in enumerate(names) if n == name]
+        if len(same) < 2:
+            continue
+        parts = [Path(runs[i]).resolve().parts for i in same]
+        depth = next((d for d in range(1, max(map(len, parts)) + 1) if len({p[-d:] for p in parts}) == len(same)), None)
+        for k, i in enumerate(same):
+            out[i] = f"{name} ({'/'.join(parts[k][-depth:])})" if depth else f"{name} (#{k + 1})"
+    return out
+
+
+def leaderboard_inputs(runs: list[Path], published: list[str], common: bool = False) -> list[pd.DataFrame]:
+    """Each run's summary named by its label (run folders), or as written (summary CSVs), then the
+    shipped published rows; runs with one label are told apart by their paths. ``common``: run
+    folders' summaries recomputed over the samples every one of them scored."""
+    from .runs import PROVENANCE_FILE, read_provenance, run_label
+
+    folders = [run for run in runs if (run / PROVENANCE_FILE).is_file()]
+    shared = set.intersection(*(covered_samples(run) for run in folders)) if common and folders else None
+    tables = []
     for run in runs:
         path = run / "summary.csv" if run.is_dir() else run
-        if not path.is_file():
+        if shared is not None and run in folders:
+            table = _common_summary(run, shared)
+        elif not path.is_file():
             raise FileNotFoundError(f"{path} not found (run `sparkle-bench table {run}` first)")
-        table = pd.read_csv(path)
+        else:
+            table = pd.read_csv(path)
         if (run / PROVENANCE_FILE).is_file():
             table["model"] = run_label(read_provenance(run))
         tables.append(table)
-        folders.append(run.name if run.is_dir() else path.stem)
-    labels = [t["model"].iloc[0] if len(t) else "" for t in tables]
-    for table, label, folder in zip(tables, labels, folders):
-        if labels.count(label) > 1:
-            table["model"] = f"{label} ({folder})"
+    names = [str(t["model"].iloc[0]) if len(t) else "" for t in tables]
+    for table, name, label in zip(tables, names, _distinct(names, runs)):
+        if label != name:
+            table["model"] = label
     return tables + [published_rows(name) for name in published]
 
 
@@ -187,4 +350,4 @@ def merge_leaderboard(tables: list[pd.DataFrame], themes: str = MACRO) -> pd.Dat
         merged = merged[merged["theme"] == themes]
     fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + JUDGE_COUNT_COLUMNS) if c in merged.columns]
     rest = [c for c in merged.columns if c not in fixed]
-    return integer_counts(order_rows(merged[fixed + rest]))
+    return integer_counts(canonical_order(order_rows(merged[fixed + rest])))

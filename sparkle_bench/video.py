@@ -7,6 +7,7 @@ it against the sample and carry on.
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -85,8 +86,17 @@ def read_frames(
     return frames
 
 
+# x264's AVX-512 code (macroblock-tree rate control) reads memory it never wrote, so the same frames
+# encoded in a process whose heap holds other data (a CLI run after a model) gave other bytes and
+# other pixels. Its SSE2 code computes the same results (x264's asm is bit-exact across instruction
+# sets) without that read: capped there on x86-64, where every CPU has SSE2 (~30% slower encoding).
+X264_REPRODUCIBLE = {"x264-params": "asm=MMX2,SSE,SSE2"} if platform.machine().lower() in ("x86_64", "amd64") else {}
+OFFICIAL_CRF = 25  # the official scripts' save_video(quality=5): imageio-ffmpeg maps quality q to crf int((1 - q/10) * 51)
+
+
 def write_video(path: Path, frames: np.ndarray, fps: float, crf: int = 17) -> None:
-    """Write (T, H, W, 3) uint8 RGB frames as H.264 mp4, atomically (temp file, then rename)."""
+    """Write (T, H, W, 3) uint8 RGB frames as H.264 mp4 (x264 preset medium, yuv420p; ``crf`` 17 keeps
+    nearly everything, :data:`OFFICIAL_CRF` is what the official Kiwi scripts save), atomically."""
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
@@ -102,8 +112,8 @@ def write_video(path: Path, frames: np.ndarray, fps: float, crf: int = 17) -> No
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
-            stream.thread_count = 1  # deterministic bytes for the same frames
+            stream.options = {"crf": str(crf), "preset": "medium", **X264_REPRODUCIBLE}
+            stream.thread_count = 1
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8), format="rgb24")))
             container.mux(stream.encode())

@@ -12,6 +12,10 @@ import pytest
 from sparkle_bench.demo import build_demo_bench
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+# Ray in tests stays on loopback: with cluster mode off, Ray takes 127.0.0.1 as this node's address
+# instead of the routed interface's (single-node clusters only, which is all the tests start).
+# Set before anything imports ray; `ray start` and drivers started by tests inherit it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @pytest.fixture(scope="session")

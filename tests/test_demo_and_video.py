@@ -3,7 +3,7 @@ import pytest
 
 from sparkle_bench.demo import build_demo_bench, demo_clips, render_source, source_background, subject_mask
 from sparkle_bench.masks import load_mask, save_mask
-from sparkle_bench.pair import match_frames
+from sparkle_bench.pair import match_frames, match_geometry
 from sparkle_bench.video import VideoError, VideoInfo, probe, read_frames, write_video
 
 
@@ -74,7 +74,9 @@ def test_frame_matching_rules():
     src = VideoInfo(1280, 720, 81, 16.0)
     same_count = match_frames(src, VideoInfo(1280, 704, 81, 15.0))
     assert np.array_equal(same_count[1], np.arange(81))
-    assert any("1280x704" in n for n in same_count[2]) and any("matched by index" in n for n in same_count[2])
+    assert any("matched by index" in n for n in same_count[2])
+    region, notes = match_geometry(src, VideoInfo(1280, 704, 81, 15.0))  # Kiwi's crop: rows 8-712 of the source
+    assert region == (slice(8, 712), slice(0, 1280)) and "1280x704" in notes[0]
     cut = match_frames(src, VideoInfo(1280, 720, 61, 16.0))
     assert len(cut[0]) == 61 and "truncated to 61" in cut[2][0]
     src_idx, edt_idx, notes = match_frames(src, VideoInfo(1280, 720, 41, 8.0))

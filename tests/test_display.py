@@ -146,3 +146,13 @@ def test_real_clips_without_masks_say_why_then_score_with_masks(real_dir, tmp_pa
     assert main([*args, "--run-name", "masks", "--masks", str(real_dir / "masks"), "--label", "sparkle-reference"]) == 0
     out = capsys.readouterr().out
     assert "sparkle-reference" in out and "n/a" not in out and max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_legend_lines_never_break_inside_an_entry():
+    from sparkle_bench.display import legend_lines
+
+    notes = ["OVQ=Overall Visual Quality", "FMC=Foreground Motion Consistency", "↑ higher is better, ↓ lower"]
+    lines = legend_lines(notes, 40)
+    assert lines == notes  # each too long to share a line: one a line, whole
+    assert legend_lines(notes[:1] + ["N=n_total"], 40) == ["OVQ=Overall Visual Quality  N=n_total"]
+    assert legend_lines(["a very long note that is wider than the line"], 10) == ["a very long note that is wider than the line"]

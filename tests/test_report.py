@@ -131,3 +131,68 @@ def test_report_in_headless_chromium(report, tmp_path):
         browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20000
     shutil.copy(shot, report["index"].parent / "screenshot.png")
+
+
+def _distinct_colours(png: bytes) -> float:
+    """Spread of pixel values in a screenshot region: a black, unpainted player is ~0."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    return float(image.std())
+
+
+def test_report_layout_posters_anchor_and_counts_in_chromium(report, tmp_path):
+    """Four runs (two pairs with one label and one folder name) and the source: five videos in one
+    row at 1400 px; posters painted before anything plays; an anchor shows its card's header below
+    the sticky filters; placeholders stay inside their column; rates with their counts; charts with n."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium not found (Debian: apt-get install chromium; .ci/run installs it)")
+    copies = []
+    for run in (report["good"], report["still"]):
+        copies.append(tmp_path / "again" / run.name)
+        shutil.copytree(run, copies[-1])
+    site = tmp_path / "site"
+    assert main(["report", str(report["good"]), str(report["still"]), *map(str, copies), "--out", str(site)]) == 0
+    text = (site / "index.html").read_text()
+    assert "reference (runs/sparkle-reference)" in text and "reference (again/sparkle-reference)" in text
+    frozen_cells = re.findall(r"<td style=\"background[^>]*>(\d+)% <small class=\"count\">\((\d+)/(\d+)(; \d+ not scored)?\)</small>", text)
+    assert frozen_cells and all(int(k) <= int(n) for _, k, n, _ in frozen_cells)
+    assert ("0", "0", "1", "") in frozen_cells or any(n == "1" for _, _, n, _ in frozen_cells)  # a theme with 1 scored sample says so
+    import base64
+
+    charts = [base64.b64decode(uri).decode() for uri in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", text)]
+    assert any("(n=4)" in svg for svg in charts) and any("(n=2)" in svg for svg in charts)
+    browser = Browser(chromium, tmp_path / "profile", width=1400, height=900)
+    try:
+        browser.open((site / "index.html").as_uri())
+        rows = browser.run("""[...document.querySelectorAll('article.sample')].map(a =>
+            new Set([...a.querySelectorAll('.videos > figure')].map(f => Math.round(f.getBoundingClientRect().top))).size)""")
+        assert rows == [1, 1, 1, 1]
+        assert browser.run("document.querySelectorAll('#s-Demo_time_000 .videos > figure').length") == 5
+        overflow = browser.run("""[...document.querySelectorAll('.placeholder')].map(p => {
+            const box = p.getBoundingClientRect(), column = p.closest('figure').getBoundingClientRect();
+            return p.scrollWidth <= p.clientWidth + 1 && box.left >= column.left - 1 && box.right <= column.right + 1; })""")
+        assert overflow and all(overflow)
+        posters = browser.run("""Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {
+            if (!v.poster) return done('no poster ' + v.src);
+            const image = new Image(); image.onload = () => done(image.naturalWidth > 0 ? 'ok' : 'empty');
+            image.onerror = () => done('error ' + v.poster); image.src = v.poster; })))""")
+        assert posters == ["ok"] * len(posters) and len(posters) == 4 + 2 * (4 + 2)
+        browser.run("document.querySelector('#s-Demo_location_000').scrollIntoView()")
+        browser.run("new Promise(done => setTimeout(done, 300))")
+        box = browser.run("""(() => { const r = document.querySelector('#s-Demo_location_000 figure.source video').getBoundingClientRect();
+            return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()""")
+        assert browser.run("[...document.querySelectorAll('video')].every(v => v.paused && v.currentTime === 0)")
+        shot = browser.page("Page.captureScreenshot", {"format": "png", "clip": {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}})
+        assert _distinct_colours(base64.b64decode(shot["data"])) > 10  # the poster, not an empty black player
+        browser.open((site / "index.html").as_uri() + "#s-Demo_style_002")
+        browser.run("new Promise(done => setTimeout(done, 300))")
+        header_top, bar_bottom = browser.run("""[document.querySelector('#s-Demo_style_002 header').getBoundingClientRect().top,
+            document.querySelector('.filters').getBoundingClientRect().bottom]""")
+        assert header_top >= bar_bottom
+        browser.screenshot(tmp_path / "layout.png")
+    finally:
+        browser.close()
+    shutil.copy(tmp_path / "layout.png", site / "screenshot.png")

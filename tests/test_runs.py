@@ -46,13 +46,13 @@ def test_unknown_model_suggests(capsys):
 
 @pytest.fixture
 def messy_outputs(demo_root, tmp_path):
-    """Flat precomputed folder: resized, shortened, corrupt, missing, and a stray file."""
+    """Flat precomputed folder: cropped, shortened, corrupt, missing, and a stray file."""
     out = tmp_path / "outputs"
     out.mkdir()
     refs = {p.name[: -len("_edited.mp4")]: p for p in (demo_root / "reference").rglob("*_edited.mp4")}
     for path in refs.values():
         shutil.copy(path, out / path.name)
-    small = read_frames(refs["Demo_time_000"], size=(448, 240))[:30]  # other size and frame count
+    small = read_frames(refs["Demo_time_000"])[:30, 8:248]  # centre-cropped to 448x240 (as Kiwi crops), shorter
     write_video(out / "Demo_time_000_edited.mp4", small, 16)
     (out / "Demo_style_001_edited.mp4").write_bytes(b"\x00" * 1000)  # corrupt
     (out / "Demo_season_002_edited.mp4").unlink()  # missing

@@ -21,6 +21,7 @@ from sparkle_bench.demo import demo_clips, render_source
 from sparkle_bench.masks import load_mask
 from sparkle_bench.records import read_jsonl
 from sparkle_bench.synth.config import load_config
+from sparkle_bench.synth.corpus import fingerprint
 from sparkle_bench.synth.layout import ARTIFACTS, Layout, read_image
 from sparkle_bench.synth.ledger import latest_decisions
 from sparkle_bench.video import probe, write_video
@@ -58,20 +59,49 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """Two static demo clips, a panned one and a corrupt file."""
+    """Two static demo clips, a panned one, a corrupt file, and two static clips tinted red (e) and green (f),
+    which TintJudge scores low at stages 2 and 3."""
     folder = tmp_path_factory.mktemp("synth-corpus")
     clips = demo_clips()
     write_video(folder / "a.mp4", render_source(clips[0])[0], 16)
     write_video(folder / "b.mp4", render_source(clips[4])[0], 16)
+    write_video(folder / "e.mp4", (render_source(clips[1])[0] * np.array([1.0, 0.3, 0.3])).astype(np.uint8), 16)
+    write_video(folder / "f.mp4", (render_source(clips[2])[0] * np.array([0.3, 1.0, 0.3])).astype(np.uint8), 16)
     write_video(folder / "c.mp4", moved(render_source(clips[8])[0], "pan"), 16)
     (folder / "d.mp4").write_bytes(b"not a video" * 50)
     return folder
 
 
+def tint(image: np.ndarray | None) -> str:
+    """"red" or "green" when that channel is more than twice each other one, else ""."""
+    if image is None:
+        return ""
+    r, g, b = image.reshape(-1, 3).mean(0)
+    return "red" if r > 2 * max(g, b) else "green" if g > 2 * max(r, b) else ""
+
+
+class TintJudge(ScriptedVLM):
+    """The scripted VLM, and EditScore's backbone for stages 2-3 with scores by sample: a red source's
+    edit scores [3,3] (overall sqrt(3 x 9) = 5.2 < 8, edit_score at stage 2); a green source's figure
+    is grounded as "green figure", whose removal scores [8,8] (sqrt(8 x 9) = 8.49 < 8.5, removal_score
+    at stage 3); everything else [9,9] (overall 9)."""
+
+    def score(self, text: str, image) -> str:
+        if "RULES:\n\nTwo images" in text:  # the instruction-following judgement (its first image is the source)
+            return "[3,3]" if tint(image) == "red" else "[8,8]" if "Remove green figure" in text else "[9,9]"
+        return "[9,9]"  # perceptual quality
+
+    def answer(self, text: str, image=None):
+        if "Find every foreground" in text and tint(image) == "green":
+            self.asked.append(text)
+            return json.dumps([{**GROUND[0], "label": "green figure"}])
+        return super().answer(text, image)
+
+
 @pytest.fixture(scope="module")
 def ray_run(tiny, corpus, tmp_path_factory):
     """The whole pipeline once, on Ray: (config path, output folder, captured stderr)."""
-    server = ScriptedVLM()
+    server = TintJudge()
     root = tmp_path_factory.mktemp("synth-ray")
     config = root / "synth.toml"
     config.write_text(config_text(tiny, corpus, server.url, root / "out"))
@@ -81,6 +111,10 @@ def ray_run(tiny, corpus, tmp_path_factory):
     server.close()
     assert done.returncode == 0, done.stderr[-3000:]
     return config, root / "out", done.stderr
+
+
+def theme_of(sample_id: str) -> str:
+    return sample_id.split("_")[1]
 
 
 def ids_by_clip(layout: Layout) -> dict[str, str]:
@@ -131,7 +165,7 @@ def test_a_tiny_qwen_vl_grounding_nonsense_fails_only_that_sample(tiny, corpus, 
     from types import SimpleNamespace
 
     from sparkle_bench.synth.layout import write_image
-    from sparkle_bench.synth.steps import RunContext, apply, pipeline_steps
+    from sparkle_bench.synth.steps import RunContext, apply, pipeline_steps, stage_digests
     from sparkle_bench.synth.vlm import VLM
 
     config = tmp_path / "synth.toml"
@@ -145,27 +179,38 @@ def test_a_tiny_qwen_vl_grounding_nonsense_fails_only_that_sample(tiny, corpus, 
         write_image(layout.artifact("location", kind, "Sparkle_location_000000"), frame)
     models = SimpleNamespace(vlm=VLM(cfg.role(3, "vlm"), "cpu"))  # grounding fails before the other models are needed
     record = {"id": "Sparkle_location_000000", "theme": "location", "start": 3, "stop": 5}
-    out = apply(step, models, RunContext(cfg, cfg.stage_digests()), record)  # a stage called directly, outside a run
+    out = apply(step, models, RunContext(cfg, stage_digests(cfg)), record)  # a stage called directly, outside a run
     assert out["halted"] and out["last"]["status"] == "failed" and out["last"]["reason"] == "AnswerError"
     assert "no JSON list" in out["last"]["detail"]
     assert latest_decisions(layout, 3)["Sparkle_location_000000"]["status"] == "failed"
 
 
-def test_pipeline_end_to_end_on_ray(ray_run, capsys):
+def test_pipeline_end_to_end_on_ray(ray_run, corpus, capsys):
     config, out, stderr = ray_run
     layout = Layout(out)
     ids = ids_by_clip(layout)
-    assert ids == {"a": "Sparkle_location_000000", "b": "Sparkle_season_000000", "c": "Sparkle_location_000001",
-                   "d": "Sparkle_season_000001"}
+    assert sorted(ids) == ["a", "b", "c", "d", "e", "f"]
+    for clip, sample_id in ids.items():  # named by content: {prefix}_{theme}_{fingerprint}
+        assert sample_id.rsplit("_", 1)[1] == fingerprint(corpus / f"{clip}.mp4", (corpus / f"{clip}.mp4").stat().st_size)[:12]
     first = latest_decisions(layout, 1)
     assert (first[ids["c"]]["status"], first[ids["c"]]["reason"]) == ("rejected", "moving_camera")
     assert (first[ids["d"]]["status"], first[ids["d"]]["reason"]) == ("failed", "VideoError")
-    assert f"{ids['d']} stage 1" in stderr  # one line naming the sample and the cause
+    tries = [line for line in stderr.splitlines() if f"{ids['d']} stage 1" in line]  # one line naming the sample and the cause
+    assert len(tries) == 2 and "VideoError (try 1 of 2), trying again" in tries[0] and "failed" in tries[1]  # retries = 1, in place
+    assert [r["status"] for r in decision_lines(layout, 1) if r["id"] == ids["d"]] == ["failed"]
     assert "Camera: static" in first[ids["a"]]["data"]["camera_check"]
     good = [ids["a"], ids["b"]]
+    second, third = latest_decisions(layout, 2), latest_decisions(layout, 3)
+    assert (second[ids["e"]]["status"], second[ids["e"]]["reason"]) == ("rejected", "edit_score")  # scores differ by sample
+    assert second[ids["e"]]["data"]["frame0_editscore"]["overall"] == pytest.approx(27 ** 0.5, abs=1e-3)
+    assert second[ids["f"]]["status"] == "accepted" and ids["e"] not in third
+    assert (third[ids["f"]]["status"], third[ids["f"]]["reason"]) == ("rejected", "removal_score")
+    assert third[ids["f"]]["data"]["removal_editscore"]["overall"] == pytest.approx(72 ** 0.5, abs=1e-3)  # 8.49 < 8.5
+    assert not layout.artifact(theme_of(ids["f"]), "edited_background_video", ids["f"]).exists()  # left the stream
     for stage in (2, 3, 4, 5):
-        decided = latest_decisions(layout, stage)
+        decided = {i: d for i, d in latest_decisions(layout, stage).items() if i in good}
         assert sorted(decided) == sorted(good) and {d["status"] for d in decided.values()} == {"accepted"}
+    assert sorted(latest_decisions(layout, 4)) == sorted(latest_decisions(layout, 5)) == sorted(good)
 
     for sample_id in good:
         theme = sample_id.split("_")[1]
@@ -180,13 +225,12 @@ def test_pipeline_end_to_end_on_ray(ray_run, capsys):
         assert mask.shape == (9, 64, 96) and mask.any()
         assert read_image(layout.artifact(theme, "edited_frame0", sample_id)).shape == (64, 96, 3)
 
-    for theme, sample_id in (("location", ids["a"]), ("season", ids["b"])):
-        records = {name: list(read_jsonl(layout.score_file(theme, name))) for name in SCHEMAS}
+    for theme, sample_id in ((theme_of(ids["a"]), ids["a"]), (theme_of(ids["b"]), ids["b"])):
+        records = {name: [r for r in read_jsonl(layout.score_file(theme, name)) if r["id"] == sample_id] for name in SCHEMAS}
         for name, schema in SCHEMAS.items():
             assert [set(r) for r in records[name]] == [schema], name
-            assert records[name][0]["id"] == sample_id
         assert set(records["edited_frame0_score"][0]["editscore"]) == FRAME_SCORE
-        assert records["edited_frame0_score"][0]["editscore"]["overall"] == 8.0
+        assert records["edited_frame0_score"][0]["editscore"]["overall"] == 9.0
         assert set(records["edited_frame0_foreground_removed_score"][0]["editscore"]) == FRAME_SCORE
         assert records["edited_frame0_foreground_removed_score"][0]["prompt"].startswith("Remove walking figure")
         r1 = records["foreground_grounding_r1"][0]
@@ -199,8 +243,8 @@ def test_pipeline_end_to_end_on_ray(ray_run, capsys):
 
         rows = (layout.prompts / f"{theme}_train.csv").read_text().splitlines()
         assert rows[0] == "prompt,src_video,tgt_video,task"
-        assert rows[1].endswith(f",{theme}/source_video/{sample_id}.mp4,{theme}/edited_video/{sample_id}.mp4,{sample_id}")
-        meta = list(read_jsonl(layout.prompts / f"{theme}_train_metadata.jsonl"))
+        assert sum(r.endswith(f",{theme}/source_video/{sample_id}.mp4,{theme}/edited_video/{sample_id}.mp4,{sample_id}") for r in rows) == 1
+        meta = [m for m in read_jsonl(layout.prompts / f"{theme}_train_metadata.jsonl") if m["id"] == sample_id]
         assert [set(m) for m in meta] == [{"id", "prompt", "metadata"}]
         assert set(meta[0]["metadata"]) == {"edit_type", "chosen_keyword", "original_scene"}
         subtheme, _, scene = meta[0]["metadata"]["chosen_keyword"].partition(": ")
@@ -209,10 +253,13 @@ def test_pipeline_end_to_end_on_ray(ray_run, capsys):
     assert main(["synth", "status", str(config), "--json"]) == 0
     funnel = {(r["stage"], r["theme"]): r for r in json.loads(capsys.readouterr().out)["funnel"]}
     one = funnel[(1, "all")]
-    assert (one["in"], one["accepted"], one["rejected"], one["failed"]) == (4, 2, 1, 1)
+    assert (one["in"], one["accepted"], one["rejected"], one["failed"]) == (6, 4, 1, 1)
     assert one["reasons"] == {"VideoError": 1, "moving_camera": 1}
-    assert [funnel[(s, "all")]["accepted"] for s in (2, 3, 4, 5)] == [2, 2, 2, 2]
-    assert funnel[(5, "season")]["in"] == 1 and funnel[(5, "season")]["seconds_per_sample"] > 0
+    assert [(funnel[(s, "all")]["in"], funnel[(s, "all")]["accepted"]) for s in (2, 3, 4, 5)] == [(4, 3), (3, 2), (2, 2), (2, 2)]
+    assert (funnel[(2, "all")]["reasons"], funnel[(3, "all")]["reasons"]) == ({"edit_score": 1}, {"removal_score": 1})
+    assert (funnel[(2, "all")]["yield"], funnel[(3, "all")]["yield"]) == (0.75, round(2 / 3, 4))
+    theme = theme_of(ids["b"])
+    assert funnel[(5, theme)]["in"] == sum(theme_of(i) == theme for i in good) and funnel[(5, theme)]["seconds_per_sample"] > 0
 
 
 def copy_run(ray_run, tmp_path, replace: dict[str, str] | None = None) -> tuple[Path, Layout]:
@@ -240,15 +287,16 @@ def test_rerun_decides_nothing_twice_and_a_stricter_last_check_redoes_only_stage
     ids = ids_by_clip(layout)
     final = latest_decisions(layout, 5)
     assert [(final[i]["status"], final[i]["reason"]) for i in (ids["a"], ids["b"])] == [("rejected", "video_score")] * 2
-    for theme, sample_id in (("location", ids["a"]), ("season", ids["b"])):
+    for theme, sample_id in ((theme_of(ids["a"]), ids["a"]), (theme_of(ids["b"]), ids["b"])):
         assert (layout.prompts / f"{theme}_train.csv").read_text().splitlines() == ["prompt,src_video,tgt_video,task"]
         rows = (layout.bench / f"{theme}_bench.csv").read_text().splitlines()
-        assert rows[0] == "edited_type,prompt,original_video" and rows[1].endswith(f"source_videos/{theme}/{sample_id}.mp4")
+        assert rows[0] == "edited_type,prompt,original_video" and sum(r.endswith(f"source_videos/{theme}/{sample_id}.mp4") for r in rows) == 1
         assert probe(layout.bench / "source_videos" / theme / f"{sample_id}.mp4").num_frames == 9
         assert np.array_equal(read_image(layout.bench / "ref_images" / theme / f"{sample_id}.png"),
                               read_image(layout.artifact(theme, "edited_frame0_foreground_removed", sample_id)))
-        assert [m["id"] for m in read_jsonl(layout.bench / f"{theme}_metadata.jsonl")] == [sample_id]
-        assert len(list(read_jsonl(layout.score_file(theme, "edited_video_score")))) == 1  # rejected samples keep their scores
+        assert [m["id"] for m in read_jsonl(layout.bench / f"{theme}_metadata.jsonl")].count(sample_id) == 1
+        kept = [r for r in read_jsonl(layout.score_file(theme, "edited_video_score")) if r["id"] == sample_id]
+        assert len(kept) == 1  # rejected samples keep their scores
     from sparkle_bench.bench import load_sparkle
 
     assert len(load_sparkle(layout.bench).samples) == 2  # the candidates load as a Sparkle-Bench
@@ -268,10 +316,11 @@ def test_bad_grounding_and_a_failing_endpoint_are_recorded_and_the_run_goes_on(r
     assert [(third[i]["status"], third[i]["reason"]) for i in (ids["a"], ids["b"])] == \
         [("rejected", "no_foreground"), ("failed", "TransportError")]
     assert f"{ids['b']} stage 3" in capsys.readouterr().err
-    for theme in ("location", "season"):
+    for theme in {theme_of(ids["a"]), theme_of(ids["b"])}:
         assert layout.score_file(theme, "foreground_grounding_r1").read_text() == ""  # no boxes, no round-1 record
         assert layout.score_file(theme, "edited_video_score").read_text() == ""  # stage 5 of the old settings is stale
-        assert len(list(read_jsonl(layout.score_file(theme, "edited_frame0_score")))) == 1  # stage 2 still holds
+        holds = sum(theme_of(i) == theme for i in (ids["a"], ids["b"], ids["e"], ids["f"]))  # rejected ones keep theirs
+        assert len(list(read_jsonl(layout.score_file(theme, "edited_frame0_score")))) == holds  # stage 2 still holds
 
 
 def all_files_whole(layout: Layout) -> None:
@@ -289,7 +338,7 @@ def all_files_whole(layout: Layout) -> None:
 
 
 def test_killed_mid_stage_resumes_without_deciding_twice(tiny, corpus, tmp_path):
-    server = ScriptedVLM()
+    server = TintJudge()
     config = tmp_path / "synth.toml"
     config.write_text(config_text(tiny, corpus, server.url, tmp_path / "out"))
     layout = Layout(tmp_path / "out")
@@ -316,4 +365,4 @@ def test_killed_mid_stage_resumes_without_deciding_twice(tiny, corpus, tmp_path)
         decided = [(r["id"], r["status"]) for r in decision_lines(layout, stage) if r["status"] != "failed"]
         assert len(decided) == len(set(decided)), f"stage {stage} decided a sample twice"
     assert {i for i, d in latest_decisions(layout, 5).items() if d["status"] == "accepted"} == {ids["a"], ids["b"]}
-    assert len((layout.prompts / "location_train.csv").read_text().splitlines()) == 2
+    assert sum(len(p.read_text().splitlines()) - 1 for p in layout.prompts.glob("*_train.csv")) == 2

@@ -42,3 +42,31 @@ def test_default_editscore_prefers_the_edit_to_no_edit(demo_root):
     scorer = EditScorer(spec, "cuda")
     good, none = scorer.image(source, edited, sample.prompt), scorer.image(source, source, sample.prompt)
     assert 0 <= none["prompt_following"] < good["prompt_following"] <= 10
+
+
+def test_default_fun_control_renders_the_edge_video_it_is_given(real_dir):
+    """Wan2.2-Fun-A14B-Control (Sparkle's stage-5 renderer) on a real pair's first 17 frames: the output
+    keeps the edited first frame and follows the source's edges inside the subject mask."""
+    needs_gpu()
+    import cv2
+
+    from sparkle_bench.synth.config import DATA_DIR, read_toml
+    from sparkle_bench.synth.edges import as_video, canny, fuse_edges
+    from sparkle_bench.synth.generators import Renderer
+    from sparkle_bench.video import read_frames
+
+    spec = dict(read_toml(DATA_DIR / "defaults.toml")["models"]["renderer"], steps=20)
+    spec.update(model=cached(spec["model"]), parts=cached(spec["parts"]))
+    name = "Sparkle_time_000028"
+    source = read_frames(real_dir / "pairs" / f"{name}_source.mp4", size=(832, 480))[:17]
+    edited = read_frames(real_dir / "pairs" / f"{name}_edited.mp4", size=(832, 480))[:17]
+    mask = load_mask(real_dir / "masks" / f"{name}_source.npz")[:17]
+    control = as_video(fuse_edges(source, edited, mask, dilation=12))
+    video = Renderer(spec, "cuda").render(control, edited[0], "Change the background to a city street at night.", seed=42)
+    assert video.shape == control.shape
+    assert np.abs(video[0].astype(int) - edited[0]).mean() < 20  # the start image is kept
+    inside = cv2.resize(mask[8].astype(np.uint8), (832, 480)) > 0
+    rendered_edges = canny(video[8:9], 100, 200)[0]
+    source_edges = canny(source[8:9], 100, 200)[0]
+    near = cv2.dilate(source_edges.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (rendered_edges & inside & near).sum() > 0.3 * (rendered_edges & inside).sum()  # the subject's outline is followed

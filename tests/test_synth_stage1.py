@@ -22,6 +22,7 @@ from sparkle_bench.synth.edges import canny, fuse_edges
 from sparkle_bench.synth.layout import Layout
 from sparkle_bench.synth.ledger import latest_decisions
 from sparkle_bench.synth.stage1 import sample_indices
+from sparkle_bench.synth.steps import stage_digests
 from sparkle_bench.video import probe, read_frames, write_video
 
 
@@ -35,6 +36,18 @@ def moved(frames: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         scale, dx, dy = {"static": (1.0, 0.0, 0.0), "pan": (1.15, (progress - 0.5) * 0.12 * width, 0.0),
                          "zoom": (1.0 + 0.2 * progress, 0.0, 0.0), "shake": (1.1, *rng.normal(0, 3, 2))}[kind]
         matrix = np.float32([[scale, 0, (1 - scale) * width / 2 + dx], [0, scale, (1 - scale) * height / 2 + dy]])
+        out.append(cv2.warpAffine(frame, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
+    return np.stack(out)
+
+
+def panned_at_the_end(frames: np.ndarray, share: float) -> np.ndarray:
+    """The clip filmed still, then panning sideways over its last ``share`` of frames."""
+    count, height, width = frames.shape[:3]
+    start = round(count * (1 - share))
+    out = []
+    for t, frame in enumerate(frames):
+        dx = (max(0, t - start) / max(1, count - 1 - start) - 0.5) * 0.12 * width
+        matrix = np.float32([[1.15, 0, -0.075 * width + dx], [0, 1.15, -0.075 * height]])
         out.append(cv2.warpAffine(frame, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
     return np.stack(out)
 
@@ -134,7 +147,8 @@ def test_stage1_decides_every_clip_with_its_reason_and_resumes(tmp_path, demo_fr
     total = next(r for r in status["funnel"] if r["stage"] == 1 and r["theme"] == "all")
     assert (total["in"], total["accepted"], total["rejected"], total["failed"]) == (6, 1, 4, 1)
     assert total["reasons"] == {"VideoError": 1, "moving_camera": 1, "scene_cut": 1, "too_short": 1, "too_small": 1}
-    assert status["sources"] == {"planned": 6, "untried": 0}
+    assert {k: status["sources"][k] for k in ("planned", "untried", "duplicates", "finished")} == \
+        {"planned": 6, "untried": 0, "duplicates": 0, "finished": 4}  # the 4 rejected ones
 
 
 @pytest.mark.real_clips
@@ -147,16 +161,61 @@ def test_real_sparkle_sources_pass_stage1_and_a_panned_one_does_not(real_dir, tm
     frames = read_frames(sources[0], size=(640, 360))
     write_video(clips / "panned.mp4", moved(frames, "pan"), 16)
     write_video(clips / "cut.mp4", np.concatenate([frames[:40], read_frames(sources[3], size=(640, 360))[:41]]), 16)
+    for share, source in ((0.30, sources[1]), (0.45, sources[5])):  # still, then a pan over the last 30% / 45%
+        write_video(clips / f"pan_last_{share:.0%}.mp4", panned_at_the_end(read_frames(source, size=(640, 360)), share), 16)
     config = tmp_path / "synth.toml"
     config.write_text('out = "out"\n[corpus]\npath = "clips"\n[video]\nwidth = 256\nheight = 144\n[stage1]\nvlm_check = false\n'
                       '[thresholds.stage1]\nmin_short_side = 360\n')  # the made-up clips are written at 640x360
     assert main(["synth", "run", str(config), "--stages", "1", "--no-ray"]) == 0
     layout = Layout(tmp_path / "out")
     names = {e["id"]: Path(e["source"]).name for e in read_jsonl(layout.sources)}
-    decided = {names[i]: (d["status"], d["reason"]) for i, d in latest_decisions(layout, 1).items()}
+    decisions = {names[i]: d for i, d in latest_decisions(layout, 1).items()}
+    decided = {name: (d["status"], d["reason"]) for name, d in decisions.items()}
     assert decided.pop("panned.mp4") == ("rejected", "moving_camera")
+    for name in ("pan_last_30%.mp4", "pan_last_45%.mp4"):
+        assert decided.pop(name) == ("rejected", "moving_camera"), name
+        camera = decisions[name]["data"]["camera"]
+        assert camera["moving_pairs"] <= 0.5 and camera["longest_move"] >= 0.75, (name, camera)  # the run, not the share
     assert decided.pop("cut.mp4") == ("rejected", "scene_cut")
     assert decided == {s.name: ("accepted", "") for s in sources}
+
+
+def test_a_pan_at_the_end_moves_the_camera_in_one_sustained_run(demo_frames):
+    still = camera_motion(small(demo_frames[0]), 16.0)
+    assert still.longest_move == 0.0
+    for share in (0.30, 0.45):
+        late = camera_motion(small(panned_at_the_end(demo_frames[0], share)), 16.0)
+        assert late.moving_pairs <= 0.5, late  # the share of moving pairs alone would keep it
+        assert late.longest_move >= 0.75, late
+
+
+def test_a_truncated_file_with_its_index_in_front_is_corrupt(tmp_path, demo_frames):
+    import av
+
+    from sparkle_bench.synth.stage1 import coarse
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", format="mp4", options={"movflags": "faststart"}) as container:  # the index first
+        stream = container.add_stream("libx264", rate=16)
+        stream.width, stream.height, stream.pix_fmt = 320, 192, "yuv420p"
+        for frame in small(demo_frames[0], 320)[:, :192]:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")
+    with av.open(str(whole)) as container:
+        packet_ends = sorted(p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size)
+    config = tmp_path / "synth.toml"
+    config.write_text(STAGE1_CONFIG)
+    cfg, layout = load_config(config), Layout(tmp_path / "out")
+    record = {"id": "Sparkle_location_000000", "theme": "location", "source": str(whole)}
+    assert coarse(record, None, cfg, layout).status == "accepted"
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: packet_ends[len(packet_ends) // 2]])  # cut after half of the frames: the index still lists all
+    assert probe(cut).num_frames < len(packet_ends)
+    outcome = coarse({**record, "source": str(cut)}, None, cfg, layout)
+    assert (outcome.status, outcome.reason) == ("rejected", "corrupt")
+    assert f"lists {len(packet_ends)} frames" in outcome.detail and "truncated" in outcome.detail
 
 
 @pytest.mark.real_clips
@@ -225,16 +284,16 @@ def test_answers_are_read_strictly():
 def test_config_digests_versions_and_roles(tmp_path):
     base = tmp_path / "a.toml"
     base.write_text('[corpus]\npath = "clips"\n')
-    digests = load_config(base).stage_digests()
+    digests = stage_digests(load_config(base))
     tweaked = tmp_path / "b.toml"
     tweaked.write_text('[corpus]\npath = "clips"\n[thresholds.stage5]\nmin_o_score = 7.5\n[ray]\nnum_cpus = 3\n[stage4]\nconcurrency = 9\n')
     cfg = load_config(tweaked)
-    assert cfg.thresholds["version"].startswith("thresholds-v1+") and cfg.thresholds["stage5"]["min_o_score"] == 7.5
-    changed = cfg.stage_digests()
+    assert cfg.thresholds["version"].startswith("thresholds-v2+") and cfg.thresholds["stage5"]["min_o_score"] == 7.5
+    changed = stage_digests(cfg)
     assert [changed[n] == digests[n] for n in range(1, 6)] == [True, True, True, True, False]  # only the last check is redone
     prompt = tmp_path / "c.toml"
     prompt.write_text('[corpus]\npath = "clips"\n[models.editor]\nsteps = 8\n[stage1]\nconcurrency = 2\n')
-    other = load_config(prompt).stage_digests()
+    other = stage_digests(load_config(prompt))
     assert [other[n] == digests[n] for n in range(1, 6)] == [True, False, False, False, False]  # cumulative from stage 2
     role = tmp_path / "d.toml"
     role.write_text('[corpus]\npath = "clips"\n[models.endpoint]\nbackend = "openai"\nmodel = "served"\n[stage3]\nvlm = "endpoint"\n')
@@ -265,9 +324,9 @@ def test_a_worker_of_a_killed_run_decides_nothing_once_a_new_run_owns_the_folder
     step = pipeline_steps(cfg, 1, 1)[0]
     record = {"id": "Sparkle_location_000000", "theme": "location", "source": str(tmp_path / "clips" / "a.mp4"), "start": 1, "stop": 1}
     with pytest.raises(RunSuperseded):
-        apply(step, None, RunContext(cfg, cfg.stage_digests(), "old"), record)
+        apply(step, None, RunContext(cfg, stage_digests(cfg), "old"), record)
     assert latest_decisions(layout, 1) == {}
-    decided = apply(step, None, RunContext(cfg, cfg.stage_digests(), "new"), record)
+    decided = apply(step, None, RunContext(cfg, stage_digests(cfg), "new"), record)
     assert decided["last"]["status"] == "accepted" and list(latest_decisions(layout, 1)) == ["Sparkle_location_000000"]
 
 
@@ -276,9 +335,10 @@ def test_source_plan_keeps_ids_when_the_corpus_grows(tmp_path):
 
     layout = Layout(tmp_path / "out")
     clips = [tmp_path / f"clip{i}.mp4" for i in range(5)]
-    first = plan_sources(layout, clips[:3], ["location", "time"], "Sparkle")
-    assert [e["id"] for e in first] == ["Sparkle_location_000000", "Sparkle_time_000000", "Sparkle_location_000001"]
-    grown = plan_sources(layout, clips, ["location", "time"], "Sparkle")
-    assert grown[:3] == first
-    assert [e["id"] for e in grown[3:]] == ["Sparkle_time_000001", "Sparkle_location_000002"]
-    assert plan_sources(layout, clips, ["location", "time"], "Sparkle") == grown
+    for index, clip in enumerate(clips):
+        clip.write_bytes(f"clip {index}".encode() * 100)
+    first = plan_sources(layout, clips[:3], ["location", "time"], "Sparkle").samples
+    assert all(e["id"] == f"Sparkle_{e['theme']}_{e['id'][-12:]}" and len(e["id"].rsplit("_", 1)[1]) == 12 for e in first)
+    grown = plan_sources(layout, clips, ["location", "time"], "Sparkle").samples
+    assert grown[:3] == first and len({e["id"] for e in grown}) == 5
+    assert plan_sources(layout, list(reversed(clips)), ["location", "time"], "Sparkle").samples == grown  # in plan order

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+from sparkle_bench.synth.demo_models import CHAT_TEMPLATE, SPECIAL, WAN_TINY, tiny_wan_parts, tiny_wan_vace
+
 QUERY = "<|object_ref_start|>"  # Kiwi's learnable-query placeholder (after the characters, so their ids stay)
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
-    "{% if c['type'] == 'text' %}{{ c['text'] }}{% elif c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif c['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 def tiny_qwen25_vl(folder: Path) -> Path:
@@ -164,42 +159,10 @@ def random_alexnet_in_torch_cache(torch_home: Path) -> None:
     torch.save(alexnet().state_dict(), checkpoints / Path(AlexNet_Weights.IMAGENET1K_V1.url).name)
 
 
-def _tiny_wan_parts():
-    import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
-
-    special = ["<pad>", "</s>", "<unk>"]
-    vocab = {t: i for i, t in enumerate(special + [chr(c) for c in range(32, 127)])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    backend.add_special_tokens(special)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64)
-    torch.manual_seed(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-                                               relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-    return dict(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
-
-
-WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, out_channels=16, text_dim=32, freq_dim=256,
-                ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
-
-
-def tiny_wan_vace(folder: Path) -> Path:
-    """A WanVACEPipeline with 2-layer random components, saved in diffusers format."""
-    from diffusers import WanVACEPipeline, WanVACETransformer3DModel
-
-    transformer = WanVACETransformer3DModel(in_channels=16, vace_layers=[0], vace_in_channels=96, **WAN_TINY)
-    WanVACEPipeline(transformer=transformer, **_tiny_wan_parts()).save_pretrained(folder)
-    return folder
-
-
 def tiny_lucy_edit(folder: Path) -> Path:
     """A LucyEditPipeline (Wan transformer on video + noise channels) with random components."""
     from diffusers import LucyEditPipeline, WanTransformer3DModel
 
     transformer = WanTransformer3DModel(in_channels=32, **WAN_TINY)
-    LucyEditPipeline(transformer=transformer, **_tiny_wan_parts()).save_pretrained(folder)
+    LucyEditPipeline(transformer=transformer, **tiny_wan_parts()).save_pretrained(folder)
     return folder

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ..bench import Bench, Sample
+from ..images import read_rgb
 from ..masks import MaskError, find_mask, load_mask
 from ..video import probe, read_frames
 from .base import AdapterError, EditedVideo, ModelAdapter
@@ -55,7 +56,7 @@ class StillComposite(ModelAdapter):
             raise MaskError(f"mask shape {mask.shape} does not match source video {frames.shape[:3]}")
         size = (info.width, info.height)
         if sample.ref_image is not None:
-            still = cv2.cvtColor(cv2.imread(str(sample.ref_image)), cv2.COLOR_BGR2RGB)
+            still = read_rgb(sample.ref_image)
             still = cv2.resize(still, size, interpolation=cv2.INTER_AREA)
         else:
             still = prompt_still(sample.prompt, size)

@@ -20,6 +20,7 @@ from ..bench import Bench, Sample
 from ..masks import find_mask, load_mask, morph, resize_mask
 from ..video import read_frames
 from .base import AdapterError, EditedVideo, ModelAdapter, WeightsError
+from .hub import HubRepo
 from .kiwi.frames import centre_crop, prepare_video
 from .options import parse_options
 
@@ -70,6 +71,16 @@ class DiffusersAdapter(ModelAdapter):
 
     def configure(self, options: dict[str, str]) -> None:
         self.settings = parse_options(self.settings, options, self.name)
+
+    def hub_repos(self) -> list[HubRepo]:
+        """The pipeline's index and its components' configs, tokenizer and safetensors weights
+        (what ``from_pretrained`` reads; not the repo's other checkpoints, docs or media)."""
+        if self.repo.startswith(("/", ".", "~")) or Path(self.repo).expanduser().exists() or self.repo.count("/") != 1:
+            return []
+        patterns = ["model_index.json"]
+        for part in ("tokenizer", "text_encoder", "transformer", "transformer_2", "vae", "scheduler"):  # Wan-family pipelines
+            patterns += [f"{part}/*"] if part in ("tokenizer", "scheduler") else [f"{part}/*.json", f"{part}/*.safetensors"]
+        return [HubRepo(self.repo, tuple(patterns), why=f"{self.pipeline_class} (diffusers)")]
 
     def load(self) -> None:
         import diffusers

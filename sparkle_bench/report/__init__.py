@@ -18,8 +18,9 @@ from .. import __version__
 from ..display import group_of, shown_columns
 from ..log import warn
 from ..runs import bench_of_run
-from ..tables import latest_judge, leaderboard_inputs, merge_leaderboard, run_records
+from ..tables import coverage_warning, latest_judge, leaderboard_inputs, merge_leaderboard, run_records
 from .page import RunView, esc, frozen_rates, gallery, leaderboard, page
+from .posters import poster
 
 INDEX = "index.html"
 
@@ -39,6 +40,11 @@ def _media_url(path: Path, out: Path, copy_as: str | None) -> str:
     return quote(f"media/{copy_as}")
 
 
+def _poster_url(video: Path, out: Path) -> str | None:
+    made = poster(video, out / "posters") if video.is_file() else None
+    return quote(made.relative_to(out).as_posix()) if made else None
+
+
 def _charts(board) -> str:
     """Radar of the judge dimensions, bars of the objective metrics; left out without matplotlib."""
     try:
@@ -54,12 +60,14 @@ def _charts(board) -> str:
     judged = board.dropna(subset=dims) if dims else board.iloc[0:0]
     if len(judged):
         parts.append(f"<figure><img src=\"{radar(judged, dims)}\" alt=\"judge dimensions per model (radar)\">"
-                     "<figcaption class=\"note\">Judge dimensions, 1-5 (MACRO); dashed: published numbers.</figcaption></figure>")
+                     "<figcaption class=\"note\">Judge dimensions, 1-5 (MACRO), n = samples judged; shaded: 95% bootstrap "
+                     "interval over samples; dashed: published numbers.</figcaption></figure>")
     measured = board[board["source"] != "paper"]
     metrics = [c for c in shown if group_of(c) == "metrics" and measured[c].notna().any()]
     if metrics:
         parts.append(f"<figure><img src=\"{bars(measured, metrics)}\" alt=\"objective metrics per model (bars)\">"
-                     "<figcaption class=\"note\">Objective metrics (MACRO), measured runs only.</figcaption></figure>")
+                     "<figcaption class=\"note\">Objective metrics (MACRO), measured runs only, n = samples scored; "
+                     "error bars: 95% bootstrap interval over samples (resampled within themes).</figcaption></figure>")
     return f"<div class=\"charts\">{''.join(parts)}</div>" if parts else "<p class=\"note\">Nothing to chart.</p>"
 
 
@@ -83,13 +91,17 @@ def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), tit
         raise ValueError(f"one report shows one bench; these runs are on {', '.join(sorted(benches))}")
     ordered = sorted(samples.values(), key=lambda s: (s.theme, s.id))
     out.mkdir(parents=True, exist_ok=True)
-    sources = {s.id: _media_url(s.source, out, f"source/{s.theme}/{s.id}.mp4" if copy_media else None) for s in ordered}
+    sources = {s.id: (_media_url(s.source, out, f"source/{s.theme}/{s.id}.mp4" if copy_media else None), _poster_url(s.source, out))
+               for s in ordered}
     for index, view in enumerate(views):
         for sample_id, record in {**view.judge, **view.metrics}.items():
             edited = Path(record["edited"]) if record.get("edited") else None
             if edited is not None and edited.is_file() and sample_id in samples:
                 copy_as = f"{index}/{samples[sample_id].theme}/{sample_id}_edited.mp4" if copy_media else None
                 view.videos[sample_id] = _media_url(edited, out, copy_as)
+                still = _poster_url(edited, out)
+                if still:
+                    view.posters[sample_id] = still
     board = merge_leaderboard(inputs)
     themes = merge_leaderboard(inputs[: len(runs)], "all")
     runs_html = "".join(
@@ -98,6 +110,10 @@ def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), tit
         f"({esc(v.provenance.get('git_hash', '?'))})</li>" for v in views)
     meta = (f"Bench {esc(', '.join(sorted(benches)))}, {len(ordered)} samples, {len(views)} run(s); made "
             f"{esc(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))} by sparkle-bench {esc(__version__)}.")
+    coverage = coverage_warning(runs)
+    if coverage:
+        warn(coverage)
+        meta += f"<br><b>Note</b>: {esc(coverage.replace('--common compares', '`sparkle-bench leaderboard --common` compares'))}."
     html = page(title, meta, [
         ("leaderboard", "Leaderboard (MACRO: mean of the theme means)", leaderboard(board, "board")),
         ("charts", "Charts", _charts(board)),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..bench import Sample
 from ..display import GROUP_TITLES, MARKS, cell, column_order, group_of, judge_titles, number, short_header, shown_columns, table_titles
-from ..tables import MACRO, UNAVAILABLE_COLUMN, parse_unavailable
+from ..tables import CI_SUFFIXES, MACRO, UNAVAILABLE_COLUMN, parse_unavailable
 from .assets import CSS, JS
 
 FROZEN = 0.5  # a sample's bg_static at or above this is a frozen background
@@ -35,6 +35,7 @@ class RunView:
     metrics: dict[str, dict]  # id -> samples.jsonl record
     judge: dict[str, dict]  # id -> judge.jsonl record (one judge)
     videos: dict[str, str] = field(default_factory=dict)  # id -> URL of the edited video
+    posters: dict[str, str] = field(default_factory=dict)  # id -> URL of its poster frame
 
 
 def _value_cell(row: pd.Series, column: str) -> str:
@@ -43,7 +44,11 @@ def _value_cell(row: pd.Series, column: str) -> str:
     kind = " class=\"na\"" if text == "n/a" else " class=\"none\"" if text == "-" else ""
     note = f" title=\"unavailable for {unavailable[column]} sample(s)\"" if column in unavailable else ""
     sort_value = "" if pd.isna(row[column]) else f"{float(row[column]):.6g}"
-    return f"<td data-v=\"{sort_value}\"{kind}{note}>{esc(text)}</td>"
+    low, high = (row.get(column + suffix) for suffix in CI_SUFFIXES)
+    spread = ""
+    if low is not None and high is not None and not pd.isna(low) and not pd.isna(high) and text not in ("n/a", "-"):
+        spread = f"<small class=\"ci\" title=\"95% bootstrap interval {number(float(low))} to {number(float(high))}\"> ±{number((float(high) - float(low)) / 2)}</small>"
+    return f"<td data-v=\"{sort_value}\"{kind}{note}>{esc(text)}{spread}</td>"
 
 
 def leaderboard(board: pd.DataFrame, table_id: str) -> str:
@@ -65,33 +70,53 @@ def leaderboard(board: pd.DataFrame, table_id: str) -> str:
                         + "".join(_value_cell(row, c) for _, cs in groups for c in cs) + "</tr>")
         if rows:
             bodies.append(f"<tbody class=\"{kind}\">" + "".join(rows) + "</tbody>")
-    legend = "; ".join(f"{esc(short_header(c, titles))} = {esc(titles.get(c, c))}" for _, cs in groups for c in cs)
+    legend = "; ".join(f"<span class=\"entry\">{esc(short_header(c, titles))} = {esc(titles.get(c, c))}</span>" for _, cs in groups for c in cs)
     return (f"<div class=\"scroll\"><table class=\"board sortable\" id=\"{table_id}\"><thead><tr>{top}</tr><tr>{''.join(heads)}</tr></thead>"
             f"{''.join(bodies)}</table></div>"
-            f"<p class=\"legend\">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. Click a header to sort. "
+            f"<p class=\"legend\">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. ±: half the width of the 95% bootstrap "
+            f"interval over samples (hover for its bounds). Click a header to sort. "
             f"Published rows (<span class=\"badge\">paper</span>) are the paper's numbers as reported: they are sorted on their own "
             f"and never averaged with measured rows.</p>")
 
 
+def _frozen_counts(run: RunView) -> dict[str, tuple[int, int]]:
+    """Per theme and MACRO: (frozen samples, samples with a bg_static value)."""
+    counts: dict[str, list[int]] = {}
+    for record in run.metrics.values():
+        value = (record.get("metrics") or {}).get("bg_static") if record.get("status") == "ok" else None
+        if value is not None:
+            for key in (record.get("theme", "?"), MACRO):
+                counts.setdefault(key, [0, 0])
+                counts[key][0] += int(value >= FROZEN)
+                counts[key][1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
 def frozen_rates(runs: list[RunView]) -> str:
-    """bg_static per model and theme: the share of samples whose new background does not move."""
-    rows = [(r.label, r.summary.set_index("theme")) for r in runs if "bg_static" in r.summary]
+    """bg_static per model and theme: the share of samples whose new background does not move,
+    with the counts it rests on and the samples selected but not scored."""
+    rows = [(r, r.summary.set_index("theme")) for r in runs if "bg_static" in r.summary]
     if not rows:
         return "<p class=\"note\">No run has bg_static (the frozen-background flag).</p>"
     themes = sorted({t for _, s in rows for t in s.index if t != MACRO}) + [MACRO]
     body = []
-    for label, summary in rows:
-        cells = []
+    for run, summary in rows:
+        counts, cells = _frozen_counts(run), []
         for theme in themes:
             rate = summary["bg_static"].get(theme) if theme in summary.index else None
             if rate is None or pd.isna(rate):
                 cells.append("<td class=\"none\">-</td>")
-            else:
-                cells.append(f"<td style=\"background: rgba(196, 50, 10, {0.08 + 0.6 * float(rate):.2f})\">{float(rate) * 100:.0f}%</td>")
-        body.append(f"<tr><td>{esc(label)}</td>{''.join(cells)}</tr>")
+                continue
+            frozen, scored = counts.get(theme, (0, 0))
+            total = summary["n_total"].get(theme) if "n_total" in summary else None
+            unscored = f"; {int(total) - scored} not scored" if total is not None and not pd.isna(total) and int(total) > scored else ""
+            cells.append(f"<td style=\"background: rgba(196, 50, 10, {0.08 + 0.6 * float(rate):.2f})\">{float(rate) * 100:.0f}%"
+                         f" <small class=\"count\">({frozen}/{scored}{unscored})</small></td>")
+        body.append(f"<tr><td>{esc(run.label)}</td>{''.join(cells)}</tr>")
     head = "".join(f"<th>{esc(t)}</th>" for t in themes)
     return (f"<table class=\"frozen\" id=\"frozen\"><thead><tr><th>model</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-            "<p class=\"legend\">Share of scored samples with a frozen background (bg_static = 1), per theme; MACRO = mean of the theme rates.</p>")
+            "<p class=\"legend\">Share of scored samples with a frozen background (bg_static = 1), per theme, with (frozen/scored "
+            "samples); MACRO = mean of the theme rates, its counts over every theme.</p>")
 
 
 def _state(run: RunView, sample_id: str) -> tuple[list[str], str, bool]:
@@ -136,16 +161,18 @@ def _reasoning(run: RunView, sample_id: str) -> str:
     return f"<details><summary>judge's answer</summary><pre>{esc(judged['answers'][-1])}</pre></details>"
 
 
-def _video(url: str) -> str:
-    return f"<video src=\"{esc(url)}\" preload=\"none\" muted loop playsinline controls></video>"
+def _video(url: str, poster: str | None) -> str:
+    still = f" poster=\"{esc(poster)}\"" if poster else ""
+    return f"<video src=\"{esc(url)}\"{still} preload=\"none\" muted loop playsinline controls></video>"
 
 
 def _options(pairs) -> str:
     return "".join(f"<option value=\"{esc(v)}\">{esc(t)}</option>" for v, t in pairs)
 
 
-def gallery(samples: list[Sample], sources: dict[str, str], runs: list[RunView]) -> str:
-    """One card per sample: prompt, source and every model's edit side by side, scores, filters."""
+def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], runs: list[RunView]) -> str:
+    """One card per sample: prompt, source and every model's edit side by side in one row, scores,
+    filters; ``sources``: id -> (video URL, poster URL)."""
     titles = judge_titles(sorted({r.provenance["bench"] for r in runs}))
     themes = sorted({s.theme for s in samples})
     filters = (
@@ -158,12 +185,12 @@ def gallery(samples: list[Sample], sources: dict[str, str], runs: list[RunView])
     )
     cards = []
     for sample in samples:
-        figures = [f"<figure class=\"source\">{_video(sources[sample.id])}<figcaption>source</figcaption></figure>"]
+        figures = [f"<figure class=\"source\">{_video(*sources[sample.id])}<figcaption>source</figcaption></figure>"]
         for i, run in enumerate(runs):
             tokens, why, playable = _state(run, sample.id)
             url = run.videos.get(sample.id)
             note = f"{tokens[0]}: {why}" if why else "edited video not found"
-            media = _video(url) if url and playable else f"<div class=\"placeholder\">{esc(note)}</div>"
+            media = _video(url, run.posters.get(sample.id)) if url and playable else f"<div class=\"placeholder\">{esc(note)}</div>"
             tags = "".join(f" <span class=\"tag\">{esc(t)}</span>" for t in tokens if t != "ok")
             figures.append(f"<figure class=\"edit\" data-model=\"m{i}\" data-state=\"{esc(' '.join(tokens))}\">{media}"
                            f"<figcaption>{esc(run.label)}{tags}</figcaption>{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>")
@@ -172,7 +199,7 @@ def gallery(samples: list[Sample], sources: dict[str, str], runs: list[RunView])
             f"<article class=\"sample\" data-theme=\"{esc(sample.theme)}\" id=\"s-{esc(sample.id)}\">"
             f"<header><b>{esc(sample.theme)}</b><code>{esc(sample.id)}</code><span class=\"note\">{scene}</span>"
             f"<button class=\"play\" type=\"button\">play together</button></header>"
-            f"<p class=\"prompt\">{esc(sample.prompt)}</p><div class=\"videos\">{''.join(figures)}</div></article>"
+            f"<p class=\"prompt\">{esc(sample.prompt)}</p><div class=\"videos\" style=\"--videos: {len(figures)}\">{''.join(figures)}</div></article>"
         )
     return filters + "".join(cards)
 

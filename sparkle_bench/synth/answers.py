@@ -1,4 +1,4 @@
-"""VLM answers -> values: the camera verdict, a plain sentence, grounding boxes.
+"""VLM answers -> values: the camera verdict, a plain sentence, a scene chosen from a list, grounding boxes.
 
 Boxes are kept as Sparkle publishes them: ``{"bbox_2d": [x1, y1, x2, y2], "label": ...}`` in
 Qwen's 0-1000 normalised coordinates, whatever format the model answered in.
@@ -36,6 +36,26 @@ def sentence(text: str) -> str:
     if len(body) < 3:
         raise AnswerError(f"empty answer {_short(text)}")
     return body
+
+
+def _plain_words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s'-]", " ", text.lower()).split())
+
+
+def chosen_scene(text: str, scenes: list[str]) -> str:
+    """The scene of ``scenes`` the answer names: the whole answer (quotes, a ``Scene:`` label, a list
+    marker and case aside), its number in the list, or the only listed scene the answer contains."""
+    body = re.sub(r"^\s*(?:\*\*)?(?:scene|answer|choice)\s*:?(?:\*\*)?\s*", "", text.strip(), flags=re.IGNORECASE)
+    body = re.sub(r"^\s*(?:[-*]|\d+[.)])\s+", "", body.strip().strip('"\u201c\u201d\'`* .'))
+    wanted = {_plain_words(scene): scene for scene in scenes}
+    if _plain_words(body) in wanted:
+        return wanted[_plain_words(body)]
+    if body.isdigit() and 1 <= int(body) <= len(scenes):
+        return scenes[int(body) - 1]
+    inside = [scene for key, scene in wanted.items() if key and key in _plain_words(text)]
+    if len(inside) == 1:
+        return inside[0]
+    raise AnswerError(f"the scene answer {_short(text)} names {'several' if inside else 'none'} of the {len(scenes)} listed scenes")
 
 
 def _json_list(text: str) -> list:

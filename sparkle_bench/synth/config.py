@@ -1,10 +1,11 @@
 """A synthesis config: the defaults (Sparkle's choices) under the user's TOML, the versioned data it
 names (taxonomy, prompts, thresholds), and one settings digest per stage.
 
-A stage's digest covers the values that can change its outcome and those of the stages before it
+Each stage's ``settings(cfg)``, in its own module, names the values that can change its outcome
 (models, the prompts and thresholds it uses, sizes, seed), never where or how fast it runs (Ray
-resources, devices, endpoints). A re-run skips a sample decided at a stage only under the same
-digest, so a stricter last check re-runs the last stage only, a new editor stages 2 to 5.
+resources, devices, endpoints); ``steps.stage_digests`` hashes them, cumulatively. A re-run skips
+a sample decided at a stage only under the same digest, so a stricter last check re-runs the last
+stage only, a new editor stages 2 to 5.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ IDENTITY = {  # per role, the model settings that decide its outputs (not where 
     "scorer": ("backbone", "model", "lora", "score_range", "num_pass", "temperature"),
     "animator": ("model", "steps", "guidance"),
     "segmenter": ("kind", "model", "config"),
-    "renderer": ("model", "steps", "guidance"),
+    "renderer": ("kind", "model", "parts", "steps", "guidance", "shift", "boundary", "reference", "negative_prompt"),
 }
 ROLES = tuple(IDENTITY)
 
@@ -118,16 +119,6 @@ class SynthConfig:
     def identity(self, stage: int, role: str) -> dict:
         spec = self.role(stage, role)
         return {key: spec.get(key) for key in IDENTITY[role]}
-
-    def stage_digests(self) -> dict[int, str]:
-        """Cumulative: a change at a stage changes its digest and every later one."""
-        from .steps import stage_settings
-
-        out, previous = {}, ""
-        for number in STAGES:
-            previous = digest([previous, stage_settings(self, number)])
-            out[number] = previous
-        return out
 
     def versions(self) -> dict[str, str]:
         return {kind: getattr(self, kind)["version"] for kind in DATA_KINDS}

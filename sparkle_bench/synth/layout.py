@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..images import read_rgb
+
 ARTIFACTS = {  # intermediate kind -> file extension
     "source_frame0": "png",
     "edited_frame0": "png",
@@ -59,12 +61,23 @@ class Layout:
 
     @property
     def sources(self) -> Path:
-        return self.work / "sources.jsonl"
+        return self.source_file((0, 1))
+
+    def source_file(self, shard: tuple[int, int]) -> Path:
+        """The plan of one shard's driver (``sources.jsonl`` when the corpus is not sharded)."""
+        return self.work / ("sources.jsonl" if shard[1] == 1 else f"sources-{shard[0]}of{shard[1]}.jsonl")
+
+    def source_files(self) -> list[Path]:
+        return sorted(self.work.glob("sources*.jsonl"))
 
     @property
     def run_file(self) -> Path:
         """The id of the run that owns the folder now (workers of an older run stop writing)."""
-        return self.work / "run.json"
+        return self.shard_run_file((0, 1))
+
+    def shard_run_file(self, shard: tuple[int, int]) -> Path:
+        """Per shard: N drivers of one corpus each own their shard of the folder."""
+        return self.work / ("run.json" if shard[1] == 1 else f"run-{shard[0]}of{shard[1]}.json")
 
     def decisions(self, stage: int) -> Path:
         return self.work / "records" / f"stage{stage}"
@@ -93,10 +106,7 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"unreadable image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_rgb(path)
 
 
 def remove_temp_files(root: Path) -> int:

@@ -18,6 +18,19 @@ def load_propagator(spec: dict, device: str):
     raise ValueError(f"[models] segmenter kind {spec['kind']!r}: use 'sam3' or 'sam2'")
 
 
+def role_devices(cfg: SynthConfig, stage: int, roles: tuple[str, ...], device: str) -> dict[str, str]:
+    """Each role's device: on CUDA with ``[ray] gpu_memory_gb`` set, the GPU the memory plan gives it
+    (``cuda:k`` among the actor's GPUs); else the one device for all."""
+    from .memory import stage_placement
+
+    if not device.startswith("cuda"):
+        return {role: device for role in roles}
+    table = cfg.stage(stage)
+    gpus = float(table["check_num_gpus"] if stage == 1 else table["num_gpus"])
+    planned = {p.role: f"cuda:{p.gpu}" for p in stage_placement(cfg, stage, list(roles), gpus)}
+    return {role: planned.get(role, device) for role in roles}
+
+
 def load_roles(cfg: SynthConfig, stage: int, *roles: str) -> SimpleNamespace:
     from ..placement import placement
     from .generators import Animator, Editor, Renderer
@@ -25,6 +38,7 @@ def load_roles(cfg: SynthConfig, stage: int, *roles: str) -> SimpleNamespace:
     from .vlm import VLM
 
     device, _ = placement(cfg.settings["device"])
+    devices = role_devices(cfg, stage, roles, device)
     build = {"vlm": VLM, "editor": Editor, "animator": Animator, "renderer": Renderer, "segmenter": load_propagator,
              "scorer": lambda spec, device: EditScorer(spec, device, cfg.settings["seed"])}
-    return SimpleNamespace(**{role: build[role](cfg.role(stage, role), device) for role in roles})
+    return SimpleNamespace(**{role: build[role](cfg.role(stage, role), devices[role]) for role in roles})

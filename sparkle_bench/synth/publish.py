@@ -20,8 +20,8 @@ import shutil
 from pathlib import Path
 
 from ..log import warn
-from ..records import read_jsonl
 from .config import STAGES, SynthConfig
+from .corpus import read_plan
 from .layout import SCORE_FILES, Layout, write_atomic
 from .ledger import ACCEPTED, REJECTED, latest_decisions
 
@@ -42,8 +42,10 @@ def _csv(columns: tuple[str, ...], rows: list[dict]) -> bytes:
 
 
 def _metadata(sample_id: str, theme: str, merged: dict) -> dict:
+    # Sparkle's training metadata names the open theme's edits "openve3m_background_change"
+    edit_type = "openve3m_background_change" if theme == "openve3m" else theme
     return {"id": sample_id, "prompt": merged["prompt"],
-            "metadata": {"edit_type": theme, "chosen_keyword": merged["chosen_keyword"], "original_scene": merged["original_scene"]}}
+            "metadata": {"edit_type": edit_type, "chosen_keyword": merged["chosen_keyword"], "original_scene": merged["original_scene"]}}
 
 
 def _merged(decisions: dict[int, dict]) -> dict:
@@ -93,7 +95,7 @@ def publish(cfg: SynthConfig, layout: Layout, digests: dict[int, str]) -> dict[s
     """Rewrite every published file; returns the number of training pairs and bench candidates."""
     current = {number: {i: d for i, d in latest_decisions(layout, number).items() if d["settings"] == digests[number]}
                for number in STAGES}
-    themes = {entry["id"]: entry["theme"] for entry in read_jsonl(layout.sources)}
+    themes = {entry["id"]: entry["theme"] for entry in read_plan(layout).values()}
     names = sorted(set(cfg.themes) | set(themes.values()))
     files = {(theme, name): [] for theme in names for name in SCORE_FILES}
     train = {theme: ([], []) for theme in names}

@@ -10,6 +10,8 @@ unconditionally (without CUDA the loaded tool gets a ``prepare_input`` that uses
 only its vLLM backbones batch (the others get a ``batch_inference`` that loops); and an answer it
 cannot parse becomes a random guess (``evaluate``) or the middle of the range (``batch_evaluate``),
 which we refuse: such a sample fails with the reason instead of passing or failing by chance.
+The package keeps only one pass's reasoning and raw answers, so with ``num_pass`` > 1 we run the
+passes one by one (the package's seeds, ``seed + i``) and check every pass before averaging.
 """
 
 from __future__ import annotations
@@ -81,33 +83,62 @@ class EditScorer:
         self.scorer = editscore.EditScore(
             backbone=backbone, openai_url=f"{url}/chat/completions" if url else "https://api.openai.com/v1/chat/completions",
             key=key, model_name_or_path=spec["model"], score_range=int(spec["score_range"]), temperature=float(spec["temperature"]),
-            num_pass=int(spec["num_pass"]), seed=seed, lora_path=spec.get("lora") or None,
+            num_pass=1, seed=seed, lora_path=spec.get("lora") or None,
         )
+        self.num_pass, self.seed, self.score_range = int(spec["num_pass"]), seed, int(spec["score_range"])
         tool = self.scorer.model
         if backbone in ("qwen25vl", "qwen3vl") and not (device.startswith("cuda") and torch.cuda.is_available()):
             tool.prepare_input = types.MethodType(_prepare_on_model_device, tool)
         if not hasattr(tool, "batch_inference"):
             tool.batch_inference = types.MethodType(_batch_by_loop, tool)
 
+    def _passes(self, call):
+        """``call(pass index)`` once per pass under the package's per-pass seed; the results in pass order."""
+        results = []
+        for index in range(self.num_pass):
+            self.scorer.seed = self.seed + index
+            results.append(call(index))
+        return results
+
     def image(self, source: np.ndarray, edited: np.ndarray, prompt: str) -> dict:
-        """EditScore of one edit (source image, edited image, instruction)."""
+        """EditScore of one edit (source image, edited image, instruction): the mean of every pass,
+        the last pass's reasoning (as the package reports it)."""
         from PIL import Image
 
-        result = self.scorer.evaluate([Image.fromarray(source), Image.fromarray(edited)], prompt)
-        if any(str(result.get(k, "")).startswith(GUESS_MARK) for k in ("SC_reasoning", "PQ_reasoning")):
-            raise ScorerError("EditScore could not parse the scorer's answers (the package would have guessed a score)")
-        return {k: _plain(result[k]) for k in ("prompt_following", "consistency", "perceptual_quality", "overall",
-                                                 "SC_reasoning", "PQ_reasoning")}
+        images = [Image.fromarray(source), Image.fromarray(edited)]
+
+        def one(index: int) -> dict:
+            result = self.scorer.evaluate(images, prompt)
+            if any(str(result.get(k, "")).startswith(GUESS_MARK) for k in ("SC_reasoning", "PQ_reasoning")):
+                raise ScorerError(f"EditScore could not parse the scorer's answers in pass {index + 1} of {self.num_pass} "
+                                  f"(the package would have guessed a score)")
+            return result
+
+        passes = self._passes(one)
+        scores = {k: _plain(np.mean([p[k] for p in passes])) for k in ("prompt_following", "consistency", "perceptual_quality", "overall")}
+        return {**scores, "SC_reasoning": passes[-1]["SC_reasoning"], "PQ_reasoning": passes[-1]["PQ_reasoning"]}
 
     def frames(self, pairs: list[tuple[np.ndarray, np.ndarray]], prompt: str) -> list[dict]:
-        """EditScore of each (source frame, edited frame) pair, in order."""
+        """EditScore of each (source frame, edited frame) pair, in order: the mean of every pass,
+        the first pass's reasoning and raw answers."""
         from PIL import Image
 
-        results = self.scorer.batch_evaluate([[Image.fromarray(s), Image.fromarray(e)] for s, e in pairs], [prompt] * len(pairs))
-        for index, result in enumerate(results):
-            for head in ("SC", "PQ"):
-                if not self._parse(result[f"{head}_raw_output"])["score"]:
-                    raise ScorerError(f"EditScore could not parse the {head} answer for frame pair {index} "
-                                      f"(the package would have scored it mid-range)")
-        keys = ("SC_score", "PQ_score", "O_score", "SC_score_reasoning", "PQ_score_reasoning", "SC_raw_output", "PQ_raw_output")
-        return [{k: _plain(result[k]) for k in keys} for result in results]
+        images = [[Image.fromarray(s), Image.fromarray(e)] for s, e in pairs]
+
+        def one(index: int) -> list[dict]:
+            results = self.scorer.batch_evaluate(images, [prompt] * len(pairs))
+            for frame, result in enumerate(results):
+                for head in ("SC", "PQ"):
+                    scores = self._parse(result[f"{head}_raw_output"])["score"]
+                    if not scores or not 0 <= min(scores) <= self.score_range:
+                        raise ScorerError(f"EditScore could not parse the {head} answer for frame pair {frame} in pass {index + 1} "
+                                          f"of {self.num_pass} (the package would have scored it mid-range)")
+            return results
+
+        passes = self._passes(one)
+        out = []
+        for frame in range(len(pairs)):
+            first = passes[0][frame]
+            out.append({**{k: _plain(np.mean([p[frame][k] for p in passes])) for k in ("SC_score", "PQ_score", "O_score")},
+                        **{k: first[k] for k in ("SC_score_reasoning", "PQ_score_reasoning", "SC_raw_output", "PQ_raw_output")}})
+        return out

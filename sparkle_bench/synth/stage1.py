@@ -3,7 +3,8 @@ one shot, and filmed with a fixed camera.
 
 ``coarse`` (weight-free, CPU): resample to [video].fps, keep the first 4k+1 frames up to
 [video].max_frames, centre-crop to [video]'s aspect and size, then reject too_small, aspect,
-too_short, scene_cut and moving_camera (flow + RANSAC homography). Survivors are written as the
+too_short, scene_cut and moving_camera (flow + RANSAC homography); a file the decoder finds fewer
+frames in than its index declares is corrupt. Survivors are written as the
 training source ``{theme}/source_video/{id}.mp4`` and ``source_frame0/{id}.png``.
 ``check`` (VLM): a chain-of-thought look at a few frames; "moving" rejects (moving_camera_vlm).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import av
 import cv2
 import numpy as np
 
@@ -50,11 +52,25 @@ def crop_box(width: int, height: int, aspect: float) -> tuple[int, int, int, int
     return 0, (height - crop_h) // 2, width, crop_h
 
 
+def indexed_frames(path: str) -> int:
+    """The frame count the container's index declares (0 when it declares none): a file cut short
+    after an index written at its front still declares every frame, while the decoder finds fewer."""
+    try:
+        with av.open(str(path)) as container:
+            return int(container.streams.video[0].frames) if container.streams.video else 0
+    except av.FFmpegError:
+        return 0
+
+
 def coarse(record: dict, models: None, cfg: SynthConfig, layout: Layout) -> Outcome:
     video, limits = cfg.settings["video"], cfg.thresholds["stage1"]
     width, height, fps = int(video["width"]), int(video["height"]), float(video["fps"])
     info = probe(record["source"])
     clip = {"source_size": [info.width, info.height], "source_fps": round(info.fps, 3), "source_frames": info.num_frames}
+    indexed = indexed_frames(record["source"])
+    if indexed > info.num_frames:
+        return Outcome.reject("corrupt", f"the index lists {indexed} frames but only {info.num_frames} are in the file "
+                              f"(truncated)", clip=clip)
     if info.fps <= 0:
         return Outcome.reject("no_fps", "the video has no frame rate", clip=clip)
     if min(info.width, info.height) < limits["min_short_side"]:
@@ -84,6 +100,9 @@ def coarse(record: dict, models: None, cfg: SynthConfig, layout: Layout) -> Outc
     if motion.moving_pairs > limits["max_moving_pairs"]:
         return Outcome.reject("moving_camera", f"the camera moves in {motion.moving_pairs:.0%} of frame pairs "
                               f"(median {motion.motion:.2f}% of the diagonal per second)", clip=clip, camera=motion.as_dict())
+    if motion.longest_move >= limits["max_move_seconds"]:
+        return Outcome.reject("moving_camera", f"the camera moves for {motion.longest_move:.2f} s without a pause",
+                              clip=clip, camera=motion.as_dict())
     write_video(layout.video(record["theme"], "source_video", record["id"]), frames, fps)
     write_image(layout.artifact(record["theme"], "source_frame0", record["id"]), frames[0])
     return Outcome(ACCEPTED, data={"clip": clip, "camera": motion.as_dict()})

@@ -1,5 +1,6 @@
-"""Stage 3, background plate: the VLM grounds the foreground objects on the source's first frame
-(round 1: ``round1_labels``, ``round1_objects``, boxes in 0-1000); FLUX.2-klein removes them from the
+"""Stage 3, background plate: the VLM grounds the foreground objects looking at the source's and the
+edited first frames together, boxes on the source's (round 1: ``round1_labels``, ``round1_objects``,
+0-1000; what both frames show is foreground, as Sparkle grounds); FLUX.2-klein removes them from the
 edited first frame; EditScore ``overall`` under the (stricter) threshold rejects (removal_score);
 Wan image-to-video animates the clean plate into the background video, as long as the clip."""
 
@@ -37,7 +38,7 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
     frame0 = read_image(layout.artifact(theme, "source_frame0", sample_id))
     edited = read_image(layout.artifact(theme, "edited_frame0", sample_id))
     asked, size = models.vlm.coordinates(cfg.prompts, frame0)
-    objects = grounded_objects(models.vlm.ask(cfg.prompts["ground"].format(coordinates=asked), [frame0]), models.vlm.boxes, size)
+    objects = grounded_objects(models.vlm.ask(cfg.prompts["ground"].format(coordinates=asked), [frame0, edited]), models.vlm.boxes, size)
     if not objects:
         return Outcome.reject("no_foreground", "the grounding answer has no usable box", round1_labels=[], round1_objects=[])
     labels = [o["label"] for o in objects]
@@ -49,7 +50,7 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
     least = cfg.thresholds["stage3"]["min_overall"]
     if score["overall"] < least:
         return Outcome.reject("removal_score", f"EditScore overall {score['overall']:.2f} < {least}", **data)
-    scene = record["chosen_keyword"].partition(": ")[2]
+    scene = record["chosen_keyword"].partition(": ")[2] or record["prompt"]  # an open theme has no keyword: the instruction
     background = cfg.prompts["background"].format(scene=scene)
     frames = models.animator.animate(plate, background, int(record["clip"]["frames"]), sample_seed(seed, sample_id, "animate"))
     write_video(layout.artifact(theme, "edited_background_video", sample_id), frames, float(record["clip"]["fps"]))

@@ -7,9 +7,10 @@ local loop and in a Ray actor or task.
 
 :func:`apply` is the common part: a record outside the step's stage range, or halted by an
 earlier stage, passes through untouched; anything the stage function raises fails that sample
-only; the decision is appended to the stage's records when the stage's last step is done or the
-sample is rejected or failed, unless another run has started on the same output since (a worker
-left over from a killed run must not decide what the new run is deciding).
+only (after ``retries`` more tries in place); the decision is appended to the stage's records when the stage's last step is done or the
+sample is rejected or failed (a failure is printed where it happens), unless another run has started
+on the same output since (a worker left over from a killed run must not decide what the new run is
+deciding).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import stage1, stage2, stage3, stage4, stage5
-from .config import SynthConfig
+from .config import ROLES, STAGES, SynthConfig, digest
 from .layout import Layout
 from .ledger import ACCEPTED, FAILED, Outcome, append_decision
 
@@ -29,6 +30,21 @@ MODULES = {1: stage1, 2: stage2, 3: stage3, 4: stage4, 5: stage5}
 
 def stage_settings(cfg: SynthConfig, number: int) -> dict:
     return MODULES[number].settings(cfg)
+
+
+def stage_roles(cfg: SynthConfig, number: int) -> list[str]:
+    """The model roles a stage uses, read from its own settings (a role it does not use is absent or None)."""
+    settings = stage_settings(cfg, number)
+    return [role for role in ROLES if settings.get(role)]
+
+
+def stage_digests(cfg: SynthConfig) -> dict[int, str]:
+    """Cumulative: a change at a stage changes its digest and every later one."""
+    out, previous = {}, ""
+    for number in STAGES:
+        previous = digest([previous, stage_settings(cfg, number)])
+        out[number] = previous
+    return out
 
 
 class RunSuperseded(RuntimeError):
@@ -43,6 +59,7 @@ class RunContext:
     cfg: SynthConfig
     digests: dict[int, str]
     run_id: str | None = None
+    shard: tuple[int, int] = (0, 1)
     layout: Layout = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,7 +68,7 @@ class RunContext:
     def check_current(self) -> None:
         if self.run_id is None:
             return
-        owner = json.loads(self.layout.run_file.read_text()).get("run")
+        owner = json.loads(self.layout.shard_run_file(self.shard).read_text()).get("run")
         if owner != self.run_id:
             raise RunSuperseded(f"run {owner} has started on {self.layout.root}; this worker's run {self.run_id} is over")
 
@@ -94,14 +111,27 @@ def wants(step: Step, record: dict) -> bool:
     return not record.get("halted") and record["start"] <= step.stage <= record["stop"]
 
 
+def attempt(step: Step, models: Any, ctx: RunContext, record: dict) -> Outcome:
+    """The step's outcome; what it raises (a corrupt file, an unusable answer, a model that throws) fails
+    this sample only, after ``retries`` more tries right here, with the models already loaded."""
+    tries = int(ctx.cfg.settings["retries"]) + 1
+    for number in range(1, tries + 1):
+        try:
+            return step.run(record, models, ctx.cfg, ctx.layout)
+        except Exception as exc:
+            outcome = Outcome(FAILED, type(exc).__name__, one_line(exc))
+            if number < tries:
+                from ..log import console
+
+                console.print(f"{record['id']} stage {step.stage}: {outcome.reason} (try {number} of {tries}), trying again")
+    return outcome
+
+
 def apply(step: Step, models: Any, ctx: RunContext, record: dict) -> dict:
     if not wants(step, record):
         return record
     began = time.monotonic()
-    try:
-        outcome = step.run(record, models, ctx.cfg, ctx.layout)
-    except Exception as exc:  # a corrupt file, an unusable answer, a model that throws: this sample fails, the run goes on
-        outcome = Outcome(FAILED, type(exc).__name__, one_line(exc))
+    outcome = attempt(step, models, ctx, record)
     record = {**record, **outcome.data}
     pending = {**record.pop("_pending", {}), **outcome.data}
     seconds = record.pop("_seconds", 0.0) + time.monotonic() - began
@@ -109,8 +139,12 @@ def apply(step: Step, models: Any, ctx: RunContext, record: dict) -> dict:
         return {**record, "_pending": pending, "_seconds": seconds}
     ctx.check_current()
     decision = append_decision(ctx.layout, step.stage, record, Outcome(outcome.status, outcome.reason, outcome.detail, pending),
-                               ctx.digests[step.stage], seconds)
+                               ctx.digests[step.stage], seconds, ctx.run_id)
     if outcome.status != ACCEPTED:
         record["halted"] = True
+    if outcome.status == FAILED:  # one line, from the worker that saw it; rejections are counted, not printed
+        from ..log import problem
+
+        problem("failed", f"{record['id']} stage {step.stage}", f"{outcome.reason}: {outcome.detail}")
     record["last"] = {k: decision[k] for k in ("stage", "status", "reason", "detail")}
     return record

@@ -1,7 +1,9 @@
 """Training settings: one flat dataclass, read from a TOML file (sections are only for the reader)
 and overridable by a flag per field (``--lr 2e-5``, ``--no-gradient-checkpointing``).
 
-The defaults are Kiwi-Edit's stage-2 recipe, which is how Kiwi-Sparkle was made from Kiwi-Edit.
+The defaults are Kiwi-Edit's stage-2 recipe as its DiffSynth script runs it (Kiwi-Sparkle is that
+script on the Sparkle pairs, started from the stage-2 checkpoint); every place where we could do
+otherwise is a setting whose default is upstream's (README: "Training", the recipe table).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from pathlib import Path
 from ..models.kiwi.frames import MAX_FRAMES, PIXEL_BUDGET, SIDE_MULTIPLE
 
 SPARKLE_THEMES = ["location", "season", "time", "style", "openve3m"]
+STAGE2 = "linyq/wan2.2_ti2v_5b_qwen25vl_3b_stage2_img_vid_720x1280_81f"  # Kiwi-Edit stage 2 (DiffSynth)
+ENGINES = ("ddp", "fsdp2", "deepspeed")
 
 
 @dataclass
 class TrainConfig:
-    # model: where training starts (a Kiwi-Edit stage checkpoint or Kiwi-Sparkle, any format the Kiwi loader reads)
-    start: str = "kiwi-edit"
+    # model: where training starts (a Kiwi-Edit stage checkpoint or Kiwi-Sparkle, any format the Kiwi loader reads);
+    # a DiffSynth checkpoint's own Qwen LoRA is continued (upstream's --checkpoint), a folder gets a fresh one
+    start: str = STAGE2
     base: str | None = None  # a DiffSynth start's Wan2.2-TI2V-5B diffusers base (default: its kiwi.json, else the release)
     mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
     # data: the Sparkle training layout, prompts/{theme}_train.csv under each root
@@ -32,6 +37,8 @@ class TrainConfig:
     pixel_budget: int = PIXEL_BUDGET
     multiple: int = SIDE_MULTIPLE
     length_mismatch: str = "truncate"  # source/target of different lengths: "truncate" to the shorter, or "skip"
+    resize: str = "resize-crop"  # upstream: bilinear resize to cover, then centre crop; "crop-resize": the eval protocol's
+    qwen_max_pixels: int = 0  # Qwen's per-frame pixel cap; 0: unset, as upstream training (262144: our inference's)
     workers: int = 4  # decoding processes
     cache_dir: str = ""  # VAE latents (and frozen-encoder contexts) cached here, keyed by file hash and settings
     # what trains
@@ -44,18 +51,25 @@ class TrainConfig:
     connector: bool = True
     source_embedder: bool = True
     # optimisation
-    steps: int = 10000
-    batch_size: int = 1  # samples per device per micro-step
+    steps: int = 10000  # optimizer steps (each: grad_accum micro-steps of batch_size samples on every process)
+    batch_size: int = 1  # samples per process per micro-step
     grad_accum: int = 2
     lr: float = 1e-5
-    warmup_steps: int = 10  # constant learning rate after a short linear warm-up
+    lr_schedule: str = "constant"  # upstream's ConstantLR (lr/3 for 5 scheduler steps), or "warmup" (linear)
+    warmup_steps: int = 10  # "warmup" only: optimizer steps of linear warm-up
     weight_decay: float = 0.01
-    max_grad_norm: float = 0.0  # 0: no clipping (the recipe's)
-    mixed_precision: str = "bf16"  # "bf16", "fp16" or "no" (CPU runs use "no")
+    max_grad_norm: float = 1.0  # upstream: DeepSpeed's "auto" clipping as accelerate fills it; 0: none
+    weights: str = "bf16"  # upstream: bf16 weights (trainable ones keep fp32 masters), timestep cast to bf16 first; or "fp32"
+    mixed_precision: str = "bf16"  # "bf16", "fp16" or "no" (CPU runs with fp32 weights use "no")
     gradient_checkpointing: bool = True
     min_timestep: float = 0.0  # timestep boundaries, as fractions of the 1000 training steps
     max_timestep: float = 1.0
     seed: int = 0
+    # memory: how the state is spread over processes, and what a device holds
+    engine: str = "ddp"  # "ddp" (one process or data parallel), "fsdp2" (torch FSDP2), "deepspeed" (ZeRO-2, upstream's)
+    offload_optimizer: bool = True  # deepspeed: optimizer state in CPU memory (upstream's setting)
+    gpu_memory: float = 0.0  # GB per device for the fit check; 0: the device's own (no check on a CPU)
+    fsdp_wrap: list[str] = field(default_factory=lambda: ["WanTransformerBlock", "Qwen2_5_VLDecoderLayer"])  # shard units
     # checkpoints, logs, evaluation
     out: str = "runs/train/kiwi-sparkle"
     save_every: int = 500
@@ -66,6 +80,17 @@ class TrainConfig:
     eval_subset: str = "smoke"
     eval_options: list[str] = field(default_factory=list)  # --model-option KEY=VALUE for the evaluation
 
+    @property
+    def encoder_frozen(self) -> bool:
+        """Nothing in the condition encoder trains: its contexts can be computed once (the cache)."""
+        return not (self.qwen_lora_rank or self.queries or self.connector)
+
+    def cache_settings(self) -> tuple:
+        """What shapes a cache entry besides the files: decoding, and the weights that encode."""
+        context = (self.mllm, self.qwen_max_pixels) if self.encoder_frozen else ()
+        return (self.start, self.base, self.num_frames, self.pixel_budget, self.multiple, self.resize,
+                self.length_mismatch, self.weights, *context)
+
     def validate(self) -> None:
         problems = []
         if self.dit not in ("full", "lora", "frozen"):
@@ -74,6 +99,16 @@ class TrainConfig:
             problems.append(f"length_mismatch must be truncate or skip, not {self.length_mismatch!r}")
         if self.mixed_precision not in ("bf16", "fp16", "no"):
             problems.append(f"mixed_precision must be bf16, fp16 or no, not {self.mixed_precision!r}")
+        choices = {"resize": ("resize-crop", "crop-resize"), "lr_schedule": ("constant", "warmup"),
+                   "weights": ("bf16", "fp32"), "engine": ENGINES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if self.engine == "fsdp2" and self.eval_bench:
+            problems.append("the evaluation hook generates in one process, which sharded (fsdp2) weights cannot do: "
+                            "evaluate the exported checkpoints with sparkle-bench eval instead")
+        if self.weights == "bf16" and self.mixed_precision != "bf16":
+            problems.append("weights = \"bf16\" computes in bf16: it needs mixed_precision = \"bf16\"")
         if not 0 <= self.min_timestep < self.max_timestep <= 1:
             problems.append("need 0 <= min_timestep < max_timestep <= 1")
         for name in ("steps", "batch_size", "grad_accum", "save_every", "keep"):

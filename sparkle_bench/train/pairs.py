@@ -55,10 +55,11 @@ def from_layout(folder: Path, theme: str) -> list[Candidate]:
                           metadata.get(row["task"], {})) for row in csv.DictReader(handle)]
 
 
-def from_pair_folder(folder: Path, prompts: Path | None) -> list[Candidate]:
-    """``{id}_source.*`` + ``{id}_edited.*`` files, with prompts from a file or ``{id}.txt``."""
+def from_pair_folder(folder: Path, prompts: Path | None) -> tuple[list[Candidate], int]:
+    """``{id}_source.*`` + ``{id}_edited.*`` files, with prompts from a file or ``{id}.txt``; also
+    the number of sources left out (no edited video, no prompt), each named in one line."""
     known = _prompts_file(prompts) if prompts else {}
-    out = []
+    out, left_out = [], 0
     for source in sorted(folder.glob("*_source.*")):
         sample_id = source.name[: source.name.rindex("_source.")]
         target = next(iter(sorted(folder.glob(f"{sample_id}_edited.*"))), None)
@@ -66,9 +67,10 @@ def from_pair_folder(folder: Path, prompts: Path | None) -> list[Candidate]:
         prompt = known.get(sample_id) or (text.read_text(encoding="utf-8").strip() if text.is_file() else None)
         if target is None or not prompt:
             problem("skipped", sample_id, "no edited video" if target is None else "no prompt (--prompts or {id}.txt)")
+            left_out += 1
             continue
         out.append(Candidate(sample_id, prompt, source, target))
-    return out
+    return out, left_out
 
 
 def _place(path: Path, target: Path, copy: bool) -> None:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ...bench import Bench, Sample
-from ...video import read_frames
+from ...images import read_rgb
+from ...video import OFFICIAL_CRF, read_frames, write_video
 from ..base import AdapterError, EditedVideo, ModelAdapter
+from ..hub import HubRepo
 from ..options import parse_options
 from .frames import MAX_FRAMES, PIXEL_BUDGET, SIDE_MULTIPLE, prepare_video
+from .releases import KIWI_EDIT_STAGE2, KIWI_SPARKLE, kiwi_hub_repos
 from .sampler import SHIFT
 from .sources import refuse_pickle
+
+TILINGS = ("diffsynth", "diffusers", "off")
+ROUNDINGS = ("diffsynth", "float32")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,9 @@ class KiwiSettings:
     dtype: str | None = None  # default: bfloat16 on GPU, float32 on CPU
     device: str | None = None
     offload: bool = False
-    tiling: bool = True  # VAE tiling (memory)
+    tiling: str = "diffsynth"  # VAE tiles of 30x52 latents at stride 15x26 as the official script; "diffusers", "off"
+    rounding: str = "diffsynth"  # bf16 arithmetic where DiffSynth has it (pixel scaling, tile blending, LoRA merge); "float32"
+    crf: int = OFFICIAL_CRF  # the official mp4 quality (imageio quality=5); lower keeps more
     reference: bool = False  # condition on the bench's ref_images/
     base: str | None = None  # DiffSynth checkpoints: the Wan2.2-TI2V-5B diffusers base (default: kiwi.json, else the release)
     mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
@@ -41,7 +48,7 @@ class KiwiEdit(ModelAdapter):
     """Kiwi-Edit (Wan2.2-TI2V-5B DiT + VAE, Qwen2.5-VL-3B condition encoder)."""
 
     name = "kiwi-edit"
-    default_source = "linyq/kiwi-edit-5b-instruct-only-diffusers"
+    default_source = KIWI_EDIT_STAGE2  # the checkpoint Sparkle fine-tuned from: its published Kiwi-Edit row
 
     def __init__(self, arg: str | None = None) -> None:
         self.source = arg or self.default_source
@@ -58,7 +65,32 @@ class KiwiEdit(ModelAdapter):
         return "-ref" if self.settings.reference else ""
 
     def configure(self, options: dict[str, str]) -> None:
-        self.settings = parse_options(self.settings, options, self.name)
+        settings = parse_options(self.settings, options, self.name)
+        for key, allowed in (("tiling", TILINGS), ("rounding", ROUNDINGS)):
+            if getattr(settings, key) not in allowed:
+                raise AdapterError(f"model {self.name!r}: option {key}={getattr(settings, key)!r}: expected one of {', '.join(allowed)}")
+        self.settings = settings
+
+    def hub_repos(self) -> list[HubRepo]:
+        import json
+        from pathlib import Path
+
+        from .sources import SIDECAR
+
+        path = Path(self.source).expanduser()
+        sidecar = (path if path.is_dir() else path.parent) / SIDECAR
+        recorded = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        return kiwi_hub_repos(self.source, self.settings.base, self.settings.mllm, recorded)
+
+    def memory_plan(self) -> list[str]:
+        """The GPU memory the protocol's largest sample needs with these settings (``--dry-run``)."""
+        from .full_size import memory_plan
+
+        s = self.settings
+        tiles = {"diffsynth": (480, 832), "diffusers": (256, 256), "off": None}[s.tiling]
+        per_value = 4 if s.dtype == "float32" else 2
+        plan = memory_plan(s.max_frames, 1280, 720, s.pixel_budget, s.multiple, tiles, per_value)
+        return plan.lines()
 
     def setup(self, bench: Bench) -> None:
         if self.settings.reference and not any(s.ref_image for s in bench.samples):
@@ -70,9 +102,7 @@ class KiwiEdit(ModelAdapter):
 
         s = self.settings
         device, dtype = placement(s.device, s.dtype)
-        model = open_kiwi(self.source, dtype, s.base, s.mllm, s.lora_alpha)
-        if s.tiling:
-            model.vae.enable_tiling()
+        model = open_kiwi(self.source, dtype, s.base, s.mllm, s.lora_alpha, s.rounding)
         self.model = model.place(device, offload=s.offload)
 
     def edit(self, sample: Sample) -> EditedVideo:
@@ -83,16 +113,21 @@ class KiwiEdit(ModelAdapter):
         if s.reference:
             if sample.ref_image is None:
                 raise AdapterError(f"no reference image ref_images/{sample.theme}/{sample.id}.png")
-            reference = cv2.cvtColor(cv2.imread(str(sample.ref_image)), cv2.COLOR_BGR2RGB)
+            reference = read_rgb(sample.ref_image)
         frames = prepare_video(read_frames(sample.source), s.pixel_budget, s.multiple, s.max_frames)
         if self.model is None:
             self.load()
-        video = self.model.generate(sample.prompt, frames, reference, Sampling(s.steps, s.seed, s.shift, s.sigma_min))
+        sampling = Sampling(s.steps, s.seed, s.shift, s.sigma_min, s.tiling, s.rounding)
+        video = self.model.generate(sample.prompt, frames, reference, sampling)
         return EditedVideo(np.asarray(video), s.fps)
+
+    def write(self, sample: Sample, target) -> None:
+        video = self.edit(sample)
+        write_video(target, video.frames, video.fps, crf=self.settings.crf)
 
 
 class KiwiSparkle(KiwiEdit):
     """Kiwi-Sparkle: Kiwi-Edit stage 2 fine-tuned on Sparkle (a DiffSynth ``model.safetensors``)."""
 
     name = "kiwi-sparkle"
-    default_source = "stdKonjac/Kiwi-Sparkle-720P-81F"
+    default_source = KIWI_SPARKLE

@@ -27,9 +27,7 @@ from .keymaps import LORA_PATTERN, dit_to_diffsynth, dit_to_diffusers, lora_pair
 from .pipeline import KiwiModel
 from .sampler import SIGMA_MIN_DIFFSYNTH
 
-DEFAULT_BASE = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
-DEFAULT_MLLM = "Qwen/Qwen2.5-VL-3B-Instruct"
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 QUERY_KEYS = {"mllm.image_queries.q": "image_queries", "mllm.video_queries.q": "video_queries",
               "mllm.ref_queries.q": "ref_queries"}
 CONNECTOR_PREFIXES = {"mllm.connetor.": "connector.", "mllm.connector.": "connector.", "mllm.ref_connector.": "ref_connector."}
@@ -101,7 +99,8 @@ def _assign(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) 
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
 
 
-def _merge(module: torch.nn.Module, lora: dict[str, tuple[torch.Tensor, torch.Tensor]], alpha: float, what: str) -> None:
+def _merge(module: torch.nn.Module, lora: dict[str, tuple[torch.Tensor, torch.Tensor]], alpha: float, what: str,
+           in_dtype: bool = False) -> None:
     params = dict(module.named_parameters())
     missing = [t for t in lora if f"{t}.weight" not in params]
     if missing:
@@ -109,17 +108,27 @@ def _merge(module: torch.nn.Module, lora: dict[str, tuple[torch.Tensor, torch.Te
     with torch.no_grad():
         for target, (down, up) in lora.items():
             weight = params[f"{target}.weight"]
-            weight.copy_(merged(weight, down.to(weight.device), up.to(weight.device), alpha))
+            weight.copy_(merged(weight, down.to(weight.device), up.to(weight.device), alpha, in_dtype))
 
 
 def is_kiwi_folder(path: Path) -> bool:
-    return (Path(path) / "model_index.json").is_file()
+    """A released-layout Kiwi folder holds a condition encoder (``mllm_encoder/``) beside its index;
+    a Wan base (``WanPipeline`` repository) has an index too, but no encoder."""
+    path = Path(path)
+    return (path / "model_index.json").is_file() and (path / "mllm_encoder").is_dir()
+
+
+def is_wan_base(path: Path) -> bool:
+    """A diffusers Wan base (``Wan-AI/Wan2.2-TI2V-5B-Diffusers`` or just its ``transformer/`` and ``vae/``)."""
+    path = Path(path)
+    return (path / "transformer").is_dir() and (path / "vae").is_dir() and not (path / "mllm_encoder").is_dir()
 
 
 def model_from_checkpoint(checkpoint: SortedCheckpoint, base: Path, mllm: Path | None, dtype: torch.dtype,
-                          lora_alpha: float = 1.0, merge_qwen_lora: bool = True) -> KiwiModel:
+                          lora_alpha: float = 1.0, merge_qwen_lora: bool = True, rounding: str = "float32") -> KiwiModel:
     """The checkpoint applied (LoRA merged as W + alpha*B@A) on its base: the Wan DiT/VAE folder and
-    Qwen2.5-VL, or a whole Kiwi folder (what our trainer records when training started from one)."""
+    Qwen2.5-VL, or a whole Kiwi folder (what our trainer records when training started from one).
+    ``rounding="diffsynth"`` merges in ``dtype`` as DiffSynth does (the same in float32)."""
     from diffusers import WanTransformer3DModel
 
     if is_kiwi_folder(base):
@@ -136,12 +145,14 @@ def model_from_checkpoint(checkpoint: SortedCheckpoint, base: Path, mllm: Path |
                           sigma_min=SIGMA_MIN_DIFFSYNTH, has_reference=False)
         model.has_reference = bool(checkpoint.reference) and "ref_queries" in checkpoint.encoder
     _assign(model.transformer, checkpoint.dit, "DiT")
-    _merge(model.transformer, checkpoint.dit_lora, lora_alpha, "DiT")
+    in_dtype = rounding == "diffsynth"
+    _merge(model.transformer, checkpoint.dit_lora, lora_alpha, "DiT", in_dtype)
     _assign(model.encoder.qwen, checkpoint.qwen, "Qwen2.5-VL")
     if merge_qwen_lora:
-        _merge(model.encoder.qwen, checkpoint.qwen_lora, lora_alpha, "Qwen2.5-VL")
+        _merge(model.encoder.qwen, checkpoint.qwen_lora, lora_alpha, "Qwen2.5-VL", in_dtype)
     _assign(model.denoiser.source_embedder, checkpoint.source, "source embedder")
     _assign(model.denoiser.ref_embedder, checkpoint.reference, "reference embedder")
+    model.diffsynth_pixels = True
     return model.eval()
 
 
@@ -154,16 +165,19 @@ def file_sha256(path: Path) -> str:
 
 
 def load_checkpoint(path: Path, base: Path, mllm: Path | None, dtype: torch.dtype = torch.float32,
-                    lora_alpha: float = 1.0, cache: Path | None = None) -> KiwiModel:
+                    lora_alpha: float = 1.0, cache: Path | None = None, rounding: str = "float32") -> KiwiModel:
     """A Kiwi model from a DiffSynth checkpoint, converted once into ``cache`` (default:
     ``$SPARKLE_BENCH_HOME/kiwi-converted/<key>``) and read from there afterwards."""
-    key_text = json.dumps([file_sha256(path), str(base), str(mllm), lora_alpha, str(dtype), CONVERTER_VERSION])
+    merge = rounding if dtype != torch.float32 else "float32"  # the same arithmetic in float32: one cache entry
+    key_text = json.dumps([file_sha256(path), str(base), str(mllm), lora_alpha, str(dtype), CONVERTER_VERSION, merge])
     folder = (cache or home() / "kiwi-converted") / hashlib.sha256(key_text.encode()).hexdigest()[:20]
     if not (folder / "model_index.json").is_file():
-        model = model_from_checkpoint(sort_checkpoint(load_file(path)), base, mllm, dtype, lora_alpha)
+        model = model_from_checkpoint(sort_checkpoint(load_file(path)), base, mllm, dtype, lora_alpha, rounding=merge)
         save_folder(model, folder)
         (folder / "SOURCE.json").write_text(json.dumps({"checkpoint": str(path), "key": json.loads(key_text)}, indent=1))
-    return load_folder(folder, dtype, sigma_min=SIGMA_MIN_DIFFSYNTH)  # sampled as the official script samples it
+    model = load_folder(folder, dtype, sigma_min=SIGMA_MIN_DIFFSYNTH)  # sampled as the official script samples it
+    model.diffsynth_pixels = True
+    return model
 
 
 def plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -40,7 +40,8 @@ def _connector(hidden: int, dim: int) -> nn.Sequential:
 
 
 class ConditionEncoder(nn.Module):
-    """``qwen`` is a ``Qwen2_5_VLForConditionalGeneration``; ``processor`` its processor."""
+    """``qwen`` is a ``Qwen2_5_VLForConditionalGeneration``; ``processor`` its processor (None: an
+    encoder built for its shapes only, e.g. on the meta device, which cannot read prompts)."""
 
     def __init__(self, qwen, processor, dit_dim: int, config: EncoderConfig = EncoderConfig()):
         super().__init__()
@@ -51,7 +52,7 @@ class ConditionEncoder(nn.Module):
         self.ref_queries = nn.Parameter(torch.randn(config.num_ref_queries, hidden) * 0.02)
         self.connector = _connector(hidden, dit_dim)
         self.ref_connector = _connector(hidden, dit_dim)
-        self.query_id = processor.tokenizer.convert_tokens_to_ids(QUERY_TOKEN)
+        self.query_id = processor.tokenizer.convert_tokens_to_ids(QUERY_TOKEN) if processor is not None else None
 
     def queries(self, mode: str) -> torch.Tensor:
         return {"image": self.image_queries, "video": self.video_queries, "reference": self.ref_queries}[mode]

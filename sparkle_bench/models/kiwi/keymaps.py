@@ -141,7 +141,12 @@ def lora_pairs(state: dict[str, torch.Tensor]) -> tuple[dict[str, tuple[torch.Te
     return pairs, lonely
 
 
-def merged(weight: torch.Tensor, down: torch.Tensor, up: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``W + alpha * B @ A`` in float32, returned in the weight's dtype (1x1 conv LoRA allowed)."""
+def merged(weight: torch.Tensor, down: torch.Tensor, up: torch.Tensor, alpha: float, in_dtype: bool = False) -> torch.Tensor:
+    """``W + alpha * B @ A`` in float32, returned in the weight's dtype (1x1 conv LoRA allowed);
+    ``in_dtype``: computed in the weight's dtype, rounding after the product and after the sum, as
+    DiffSynth's LoRA loader does."""
+    if in_dtype:
+        delta = alpha * (up.to(weight.dtype).flatten(1) @ down.to(weight.dtype).flatten(1))
+        return weight + delta.reshape(weight.shape)
     delta = alpha * (up.float().flatten(1) @ down.float().flatten(1))
     return (weight.float() + delta.reshape(weight.shape)).to(weight.dtype)

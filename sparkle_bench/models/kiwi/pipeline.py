@@ -21,6 +21,8 @@ class Sampling:
     seed: int = 0
     shift: float = SHIFT
     sigma_min: float | None = None  # None: the model's own (set by how it was loaded)
+    tiling: str = "diffsynth"  # VAE tiles: the official script's, diffusers' own, or none
+    rounding: str = "diffsynth"  # pixel scaling and tile blending in the model dtype (as DiffSynth), or float32
 
 
 class KiwiModel(nn.Module):
@@ -29,6 +31,7 @@ class KiwiModel(nn.Module):
         super().__init__()
         self.encoder, self.denoiser, self.vae = encoder, denoiser, vae
         self.sigma_min, self.has_reference = sigma_min, has_reference
+        self.diffsynth_pixels = False  # pixels to [-1, 1] as x * 2/255 - 1 (DiffSynth), else x / 127.5 - 1 (the folders' pipeline)
         mean, std = torch.tensor(vae.config.latents_mean), torch.tensor(vae.config.latents_std)
         self.register_buffer("latent_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("latent_scale", (1.0 / std).view(1, -1, 1, 1, 1), persistent=False)
@@ -55,20 +58,54 @@ class KiwiModel(nn.Module):
             _, hook = cpu_offload_with_hook(part, self.execution_device, prev_module_hook=hook)
         return self
 
-    def encode(self, frames: np.ndarray) -> torch.Tensor:
-        """(T, H, W, 3) uint8 -> normalised latents (1, C, t, h, w) in the model's dtype."""
-        video = torch.from_numpy(np.array(frames)).permute(3, 0, 1, 2)[None]
-        video = (video.float() / 127.5 - 1.0).to(self.execution_device)
-        mu = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
-        scale, mean = self.latent_scale.to(mu.device, mu.dtype), self.latent_mean.to(mu.device, mu.dtype)
-        return ((mu - mean) * scale).to(self.dtype)
+    def _normalise(self, mu: torch.Tensor) -> torch.Tensor:
+        return (mu - self.latent_mean.to(mu.device, mu.dtype)) * self.latent_scale.to(mu.device, mu.dtype)
 
-    def decode(self, latents: torch.Tensor) -> np.ndarray:
-        """Normalised latents -> (T, H, W, 3) uint8 frames (truncated like the released code)."""
+    def encode(self, frames: np.ndarray, tiling: str = "off", rounding: str = "float32") -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> normalised latents (1, C, t, h, w) in the model's dtype.
+
+        ``rounding="diffsynth"`` scales the pixels in the VAE's dtype, as upstream does (DiffSynth's
+        ``preprocess_video``: ``x * 2/255 - 1``; the released folders' pipeline: ``x / 127.5 - 1``);
+        ``tiling`` as in :class:`Sampling` (diffusers tiling is the VAE's own switch)."""
+        video = torch.from_numpy(np.array(frames)).permute(3, 0, 1, 2)[None]
+        if rounding == "diffsynth":
+            video = video.to(self.execution_device, self.vae.dtype)
+            video = video * (2 / 255) - 1 if self.diffsynth_pixels else video / 127.5 - 1.0
+        else:
+            video = (video.float() / 127.5 - 1.0).to(self.execution_device).to(self.vae.dtype)
+        self.vae.use_tiling = tiling == "diffusers"
+
+        def run(pixels: torch.Tensor) -> torch.Tensor:
+            return self._normalise(self.vae.encode(pixels.to(self.execution_device)).latent_dist.mode())
+
+        if tiling == "diffsynth":
+            from .tiling import STRIDE, TILE, tiled
+
+            factor = self.vae.config.scale_factor_spatial
+            blend = video.dtype if rounding == "diffsynth" else torch.float32
+            latents = tiled(run, video.cpu(), 1 / factor, self.vae.config.z_dim, (video.shape[2] + 3) // 4,
+                            (TILE[0] * factor, TILE[1] * factor), (STRIDE[0] * factor, STRIDE[1] * factor), blend)
+            return latents.to(self.execution_device, self.dtype)
+        return run(video).to(self.dtype)
+
+    def decode(self, latents: torch.Tensor, tiling: str = "off", rounding: str = "float32") -> np.ndarray:
+        """Normalised latents -> (T, H, W, 3) uint8 frames (truncated like the released code); with
+        ``rounding="diffsynth"`` the conversion to pixels runs in the VAE's dtype, as DiffSynth's does."""
         z = latents.to(self.vae.dtype)
         z = z / self.latent_scale.to(z.device, z.dtype) + self.latent_mean.to(z.device, z.dtype)
-        video = self.vae.decode(z).sample[0].permute(1, 2, 3, 0)
-        return ((video.float() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        self.vae.use_tiling = tiling == "diffusers"
+        if tiling == "diffsynth":
+            from .tiling import STRIDE, TILE, decode_unclamped, tiled
+
+            blend = z.dtype if rounding == "diffsynth" else torch.float32
+            video = tiled(lambda part: decode_unclamped(self.vae, part.to(self.execution_device)), z.cpu(),
+                          self.vae.config.scale_factor_spatial, 3, z.shape[2] * 4 - 3, TILE, STRIDE, blend)
+            video = video.clamp(-1, 1)[0].permute(1, 2, 3, 0)
+        else:
+            video = self.vae.decode(z).sample[0].permute(1, 2, 3, 0)
+        if rounding != "diffsynth":
+            video = video.float()
+        return ((video + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
     @torch.inference_mode()
     def generate(self, prompt: str, frames: np.ndarray, reference: np.ndarray | None = None,
@@ -77,10 +114,10 @@ class KiwiModel(nn.Module):
         if reference is not None and not self.has_reference:
             raise ValueError("these weights hold no reference-image conditioning (no reference queries)")
         context = self.encoder(prompt, frames, reference).to(self.execution_device, self.dtype)
-        source = self.encode(frames)
+        source = self.encode(frames, sampling.tiling, sampling.rounding)
         ref = None
         if reference is not None:
-            ref = self.encode(pad_reference(reference, (frames.shape[2], frames.shape[1]))[None])
+            ref = self.encode(pad_reference(reference, (frames.shape[2], frames.shape[1]))[None], sampling.tiling, sampling.rounding)
         generator = torch.Generator("cpu").manual_seed(sampling.seed)
         latents = torch.randn(source.shape, generator=generator, dtype=torch.float32)
         latents = latents.to(self.execution_device, self.dtype)
@@ -90,4 +127,4 @@ class KiwiModel(nn.Module):
             timestep = value[None].to(self.execution_device, self.dtype)
             prediction = self.denoiser(latents, timestep, schedule.sigma(timestep), context, source, ref)
             latents = schedule.step(prediction, index, latents)
-        return self.decode(latents)
+        return self.decode(latents, sampling.tiling, sampling.rounding)
