@@ -309,6 +309,11 @@ def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_pat
     assert main(args) == 0  # judged (and failed for good): nothing is asked again
     assert all(r["requests"] == 3 for r in records(tmp_path).values())
     assert summary(tmp_path).loc["MACRO", ["n_judged", "n_judge_failed"]].tolist() == [0, 2]
+    # the judge's worker threads loaded the model once: transformers' process-wide patch of weight
+    # tying during from_pretrained was not left in place by two overlapping loads
+    from transformers.modeling_utils import PreTrainedModel
+
+    assert PreTrainedModel.tie_weights.__name__ == "tie_weights"
 
 
 def test_eval_with_judge_gives_one_table_and_an_agreement(samples, tmp_path, server_factory):

@@ -6,6 +6,7 @@ a folder). Each video is sampled to ``frames`` evenly spaced frames resized to a
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -41,10 +42,17 @@ class LocalQwenVL(JudgeBackend):
         self.view = f"frames{frames}|px{max_pixels}|greedy{max_new_tokens}"
         self._device = device
         self._model = self._processor = None
+        # Judge workers are threads: the model loads once, under the lock. Two concurrent
+        # from_pretrained calls also race on transformers' process-wide patch of
+        # PreTrainedModel.tie_weights and can leave weight tying off for the rest of the process.
+        self._loading = threading.Lock()
 
     def _load(self) -> None:
-        if self._model is not None:
-            return
+        with self._loading:
+            if self._model is None:
+                self._load_now()
+
+    def _load_now(self) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

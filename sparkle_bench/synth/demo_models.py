@@ -42,18 +42,19 @@ def _char_tokenizer(special: list[str], **kwargs):
     return PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs), vocab
 
 
-def tiny_qwen25_vl(folder: Path) -> Path:
-    """A 1-layer Qwen2.5-VL with a character-level tokenizer, saved like a hub checkpoint."""
+def tiny_qwen25_vl(folder: Path, extra_tokens: tuple[str, ...] = ()) -> Path:
+    """A 1-layer Qwen2.5-VL with a character-level tokenizer, saved like a hub checkpoint;
+    ``extra_tokens`` are special tokens after the characters (Kiwi's query placeholder)."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
                               Qwen2_5_VLProcessor, Qwen2VLImageProcessor)
     from transformers.models.qwen2_vl import Qwen2VLVideoProcessor
 
-    vocab = {t: i for i, t in enumerate(SPECIAL + [chr(c) for c in range(32, 127)] + ["\n"])}
+    vocab = {t: i for i, t in enumerate(SPECIAL + [chr(c) for c in range(32, 127)] + ["\n", *extra_tokens])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
     backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    backend.add_special_tokens(SPECIAL)
+    backend.add_special_tokens(SPECIAL + list(extra_tokens))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
                                     video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
