@@ -9,7 +9,6 @@ hold latents of the shape the Wan2.2 VAE gives (48 channels, 4x time, 16x space)
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path
@@ -19,22 +18,14 @@ import torch
 
 
 def synthetic_pairs(root: Path, count: int, frames: int, size: tuple[int, int]) -> Path:
-    from sparkle_bench.video import write_video
+    """Smooth moving ramps (they compress, and decode, as real footage does)."""
+    from train_speed import write_training_root  # benchmarks/ is on the path when run as a script
 
     width, height = size
     ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
-    rows = []
-    for i in range(count):
-        video = np.stack([np.broadcast_to((ramp + 7 * t + 40 * i) % 255, (height, width, 3)) for t in range(frames)])
-        write_video(root / f"src{i}.mp4", video.astype(np.uint8), 16)
-        write_video(root / f"tgt{i}.mp4", (255 - video).astype(np.uint8), 16)
-        rows.append({"prompt": f"Replace the background {i}.", "src_video": f"src{i}.mp4", "tgt_video": f"tgt{i}.mp4", "task": f"p{i}"})
-    (root / "prompts").mkdir()
-    with open(root / "prompts" / "bench_train.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
+    videos = [np.stack([np.broadcast_to((ramp + 7 * t + 40 * i) % 255, (height, width, 3)) for t in range(frames)]).astype(np.uint8)
+              for i in range(count)]
+    return write_training_root(root, videos)
 
 
 def pairs_per_second(dataset, repeat: int, read: bool) -> float:

@@ -40,13 +40,13 @@ QWEN25_VL_3B = dict(
     tie_word_embeddings=True)
 
 
-def synthetic_pairs(root: Path, frames: int, size: tuple[int, int]) -> Path:
+def write_training_root(root: Path, videos: list[np.ndarray]) -> Path:
+    """A one-theme (``bench``) training root in the layout the trainer reads: each video as a source,
+    its negative as the target."""
     from sparkle_bench.video import write_video
 
-    rng = np.random.default_rng(0)
     rows = []
-    for i in range(2):
-        video = rng.integers(0, 255, (frames, size[1], size[0], 3), dtype=np.uint8)
+    for i, video in enumerate(videos):
         write_video(root / f"src{i}.mp4", video, 16)
         write_video(root / f"tgt{i}.mp4", 255 - video, 16)
         rows.append({"prompt": f"Replace the background {i}.", "src_video": f"src{i}.mp4", "tgt_video": f"tgt{i}.mp4", "task": f"p{i}"})
@@ -56,6 +56,11 @@ def synthetic_pairs(root: Path, frames: int, size: tuple[int, int]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return root
+
+
+def synthetic_pairs(root: Path, frames: int, size: tuple[int, int]) -> Path:
+    rng = np.random.default_rng(0)
+    return write_training_root(root, [rng.integers(0, 255, (frames, size[1], size[0], 3), dtype=np.uint8) for _ in range(2)])
 
 
 def full_size_model():

@@ -69,7 +69,7 @@ def cached_snapshot(repo: HubRepo) -> Path | None:
     (one fetched with patterns) when asked for the whole repository."""
     try:
         return Path(_snapshot(repo, local_files_only=True))
-    except OSError:  # LocalEntryNotFoundError, IncompleteSnapshotError
+    except (OSError, ValueError):  # not cached, partial (IncompleteSnapshotError), or an invalid id (HFValidationError)
         return None
 
 

@@ -39,18 +39,17 @@ def needed_models(cfg: SynthConfig, stages: Iterable[int]) -> dict[str, str]:
 
 def _missing(model: str) -> str | None:
     """Why a model cannot be loaded here, or None when it can (on disk, cached, or the hub answers)."""
-    from huggingface_hub import constants, model_info, snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub import constants, model_info
+
+    from ..models.hub import HubRepo
+    from ..models.weights import cached_snapshot
 
     if Path(model).exists():
         return None
     if model.startswith(("/", "./", "../")) or model.count("/") != 1:
         return "no such folder"
-    try:
-        snapshot_download(model, local_files_only=True)
+    if cached_snapshot(HubRepo(model)) is not None:
         return None
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        pass
     if constants.HF_HUB_OFFLINE:
         return "not in the Hugging Face cache (HF_HUB_OFFLINE is set)"
     try:
