@@ -17,7 +17,8 @@ GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "ju
 COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
                  "n_judged": "j.ok", "n_judge_failed": "j.fail", "n_judge_missing": "j.miss"}
 METRIC_HEADERS = {"fg_psnr": "fPSNR", "fg_ssim": "fSSIM", "fg_motion": "fMotion", "fg_lpips": "fLPIPS",
-                  "bg_change": "bChange", "bg_dynamics": "bDyn", "bg_static": "frozen", "bg_flicker": "bFlicker",
+                  "bg_change": "bChange", "bg_dynamics": "bDyn", "bg_camera": "bCam", "bg_static": "frozen",
+                  "bg_flicker": "bFlicker",
                   "clip_text": "clipTxt", "clip_consistency": "clipCons"}
 KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
 ROW_KEYS = ["model", "theme", "source", "bench"]  # what a row is, most telling first

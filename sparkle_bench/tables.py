@@ -28,8 +28,8 @@ BOOTSTRAP_DRAWS = 2000
 # One column order for every view and file: counts, then scores subject -> background -> learned,
 # then the rest (judge dimensions in their rubric's order), each score followed by its interval.
 COUNT_ORDER = COUNT_COLUMNS + ["n_judged", "n_judge_failed", "n_judge_missing"]
-SCORE_ORDER = ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips", "bg_change", "bg_dynamics", "bg_static", "bg_flicker",
-               "clip_text", "clip_consistency"]
+SCORE_ORDER = ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips", "bg_change", "bg_dynamics", "bg_camera", "bg_static",
+               "bg_flicker", "clip_text", "clip_consistency"]
 
 
 def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dict]:

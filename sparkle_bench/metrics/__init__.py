@@ -14,6 +14,7 @@ METRICS = Registry(
         "fg_lpips": "sparkle_bench.metrics.learned:ForegroundLPIPS",
         "bg_change": "sparkle_bench.metrics.background:BackgroundChange",
         "bg_dynamics": "sparkle_bench.metrics.background:BackgroundDynamics",
+        "bg_camera": "sparkle_bench.metrics.background:BackgroundCamera",
         "bg_static": "sparkle_bench.metrics.background:BackgroundStatic",
         "bg_flicker": "sparkle_bench.metrics.background:BackgroundFlicker",
         "clip_text": "sparkle_bench.metrics.learned:ClipText",
@@ -22,7 +23,8 @@ METRICS = Registry(
 )
 
 # Objective metrics that need no weights: what `eval` computes unless told otherwise.
-DEFAULT_METRICS = ("fg_psnr", "fg_ssim", "fg_motion", "bg_change", "bg_dynamics", "bg_static", "bg_flicker")
+DEFAULT_METRICS = ("fg_psnr", "fg_ssim", "fg_motion", "bg_change", "bg_dynamics", "bg_camera", "bg_static",
+                   "bg_flicker")
 
 
 def load_metrics(names: list[str] | tuple[str, ...]) -> list[Metric]:
