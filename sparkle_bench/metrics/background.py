@@ -132,9 +132,10 @@ class BackgroundDynamics(Metric):
 
 class BackgroundCamera(Metric):
     """How much the edited background moves as a whole (pan, zoom, shake): the part of its motion
-    one homography explains. Reported beside ``bg_dynamics``; neither good nor bad by itself."""
+    one homography explains. Reported beside ``bg_dynamics``; neither good nor bad by itself, so
+    no direction (tables show no arrow, the gate does not compare it)."""
 
-    name, higher_is_better, range = "bg_camera", True, (0.0, 100.0)
+    name, higher_is_better, range = "bg_camera", None, (0.0, 100.0)
 
     def compute(self, pair: VideoPair) -> float:
         return background_motion(pair).camera

@@ -21,7 +21,7 @@ class MetricUnavailable(Exception):
 
 class Metric(ABC):
     name: ClassVar[str]
-    higher_is_better: ClassVar[bool]
+    higher_is_better: ClassVar[bool | None]  # None: neither (reported beside the others, never compared)
     range: ClassVar[tuple[float, float]]
     needs_mask: ClassVar[bool] = True
     description: ClassVar[str] = ""

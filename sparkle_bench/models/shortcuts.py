@@ -3,7 +3,8 @@ reads it as a living scene. No GPU; any bench with masks.
 
 Each is the cheapest way to fool ``bg_dynamics`` without generating any scene motion: a pan, a zoom
 or a hand-held shake of the still (camera motion, reported by ``bg_camera``), or fresh sensor noise
-on every frame (no motion at all). ``still`` is the frozen plate itself (as ``still-composite``). A
+on every frame (no motion at all). ``still`` is the frozen plate itself: the ``still-composite``
+adapter, whose subject still moves as in the source. A
 good living-background measure reads every one of them as frozen; ``sparkle-bench shortcut-table``
 shows what each metric reads (docs/shortcuts.md).
 
@@ -24,6 +25,7 @@ from ..images import read_rgb
 from ..masks import MaskError, find_mask, load_mask
 from ..video import probe, read_frames
 from .base import AdapterError, EditedVideo, ModelAdapter
+from .baselines import prompt_still
 from .options import parse_options
 
 REFERENCE_WIDTH = 1280  # pixel magnitudes are given for a frame this wide and scale with the width
@@ -115,8 +117,6 @@ class Shortcut(ModelAdapter):
         self.masks_dir = bench.masks_dir
 
     def edit(self, sample: Sample) -> EditedVideo:
-        from .baselines import prompt_still
-
         mask_path = find_mask(self.masks_dir, sample.theme, sample.id)
         if mask_path is None:
             raise AdapterError(f"{self.name} needs a foreground mask; run `sparkle-bench masks` or pass --masks")
