@@ -16,6 +16,7 @@ FIT_POINTS = 36  # rows of the sparse grid the camera homography is fitted on
 FIT_THRESHOLD, REFIT_THRESHOLD = 1.0, 0.3  # RANSAC inlier distance (working px): first fit, refit on the residual
 EDGE = 2  # working px: pixels the camera move takes within this of the frame's edge have no partner
 COHERENT_COSINE = 0.5  # residual motion continued within 60 degrees by the next step counts as motion
+TEXTURE_MIN = 1.5  # least structure-tensor eigenvalue (grey levels^2, frame blurred by 1 px) where flow is evidence
 
 
 class BackgroundChange(Metric):
@@ -89,7 +90,7 @@ def background_motion(pair: VideoPair) -> Motion:
         flows, (height, width) = pair.flows("edited"), gray.shape[1:]
         grid = _grid(height, width)
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        residuals, camera, kept = [], [], []
+        residuals, camera, kept, textured = [], [], [], []
         for k, t in enumerate(pair.flow_starts()):
             first = _fit(grid, flows[k], region[k], FIT_THRESHOLD)
             target = _induced(grid, first) + grid
@@ -100,6 +101,7 @@ def background_motion(pair: VideoPair) -> Motion:
             residual = dis.calc(gray[t], np.where(keep, stable, gray[t]), None)
             second = _fit(grid, residual, keep, REFIT_THRESHOLD)
             residuals.append(residual - _induced(grid, second))
+            textured.append(cv2.cornerMinEigenVal(cv2.GaussianBlur(gray[t].astype(np.float32), (0, 0), 1.0), 5, 3) > TEXTURE_MIN)
             camera.append(np.percentile(np.hypot(*_induced(grid, first @ second)[keep].T), MOTION_PERCENTILE)
                           if keep.any() else 0.0)
             kept.append(keep)
@@ -112,7 +114,8 @@ def background_motion(pair: VideoPair) -> Motion:
             else:
                 later = residuals[k - 1]
             if keep.any():
-                scene.append(np.percentile(_coherent(residuals[k], later)[keep], MOTION_PERCENTILE))
+                moving = np.where(textured[k], _coherent(residuals[k], later), 0.0)
+                scene.append(np.percentile(moving[keep], MOTION_PERCENTILE))
         if not scene:
             raise MetricUnavailable("no background pixel stays in view over any flow pair")
         unit = pair.diagonal / 100
