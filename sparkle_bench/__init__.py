@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # ``judge`` stays in sparkle_bench.api: here the name is the sparkle_bench.judge package.
-_API = ("evaluate", "run_eval", "infer", "score", "summarize", "Result", "EvalSettings", "RunSettings",
-        "ScoreSettings", "Selection")
+__all__ = ["__version__", "evaluate", "run_eval", "infer", "score", "summarize", "Result", "EvalSettings", "RunSettings",
+           "ScoreSettings", "Selection"]
 
 if TYPE_CHECKING:
-    from .api import EvalSettings, Result, RunSettings, ScoreSettings, Selection, evaluate, infer, run_eval, score, summarize
+    from .api import EvalSettings, Result, RunSettings, ScoreSettings, Selection, evaluate, infer, run_eval, score
+    from .api import summarize
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
+    if name in __all__:
         from . import api
 
         return getattr(api, name)
@@ -29,7 +30,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
-
-
-__all__ = ["__version__", *_API]
+    return sorted({*globals(), *__all__})

@@ -203,7 +203,8 @@ def open_run(run: RunSettings, arguments: dict[str, Any], fetch_weights: bool = 
         from .runner import shard_samples
 
         spec = run.model if isinstance(run.model, str) else adapter.spec
-        ensure_weights(adapter, shard_samples(bench.samples, shard), run_dir / "outputs", spec, list(run.model_options.items()))
+        ensure_weights(adapter, shard_samples(bench.samples, shard), run_dir / "outputs", spec,
+                       list(run.model_options.items()))
     return OpenRun(bench, adapter, run_dir, shard)
 
 
@@ -221,7 +222,8 @@ def _infer(opened: OpenRun, strict: bool = False) -> Result:
     console.print(f"inference: {report.generated} generated, {report.cached} already there, {report.failed} failed")
     if report.failed and (strict or not report.generated):
         which = "every sample tried" if not report.generated else f"{report.failed} sample(s)"
-        console.print(f"[red]error[/]: inference failed for {which}; first cause: {report.first_failure}", soft_wrap=True)
+        console.print(f"[red]error[/]: inference failed for {which}; first cause: {report.first_failure}",
+                      soft_wrap=True)
         result.exit_code = 1 if not report.generated else 3
     return result
 
@@ -231,7 +233,8 @@ def _score(opened: OpenRun, scoring: ScoreSettings, metrics: list) -> dict[str, 
 
     counts = run_scoring(opened.bench, opened.adapter, opened.run_dir / "outputs", opened.run_dir, metrics,
                          scoring.work_height, opened.shard, scoring.workers or default_workers(), scoring.align)
-    console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
+    console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, "
+                  f"{counts['missing']} missing")
     return counts
 
 
@@ -301,7 +304,8 @@ def evaluate(
                       {k: str(v) for k, v in (model_options or {}).items()}, reference, offload, Path(runs_dir),
                       run_name, label, shard, check_weights)
     options = JudgeOptions(backend=judge) if isinstance(judge, str) else judge
-    return run_eval(EvalSettings(run, ScoreSettings(metrics, work_height, align, workers), options, missing_policy, strict))
+    scoring = ScoreSettings(metrics, work_height, align, workers)
+    return run_eval(EvalSettings(run, scoring, options, missing_policy, strict))
 
 
 def infer(run: RunSettings, strict: bool = False) -> Result:
@@ -333,7 +337,8 @@ def judge(run: RunSettings, options: JudgeOptions, *, missing_policy: str = "exc
     return _table(result, opened.bench, missing_policy, strict)
 
 
-def summarize(run_dir: str | Path, *, missing_policy: str = "exclude", strict: bool = False, label: str | None = None) -> Result:
+def summarize(run_dir: str | Path, *, missing_policy: str = "exclude", strict: bool = False,
+              label: str | None = None) -> Result:
     """The table stage: summary.csv of a run folder from its records (all shards'), on the bench
     selection its provenance names. ``label`` renames the run in tables from now on."""
     from .runs import bench_of_run, write_provenance

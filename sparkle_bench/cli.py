@@ -163,11 +163,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.dry_run and (code := _memory_dry_run(args)) is not None:
         return code
-    result = run_eval(EvalSettings(_run_settings(args), _score_settings(args), _judge_options(args), args.missing_policy, args.strict))
+    settings = EvalSettings(_run_settings(args), _score_settings(args), _judge_options(args), args.missing_policy,
+                            args.strict)
+    result = run_eval(settings)
     if result.summary is None:
         if not result.exit_code and result.shard != (0, 1):
             shard = result.shard
-            console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: sparkle-bench table {result.run_dir}")
+            console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: "
+                          f"sparkle-bench table {result.run_dir}")
         return result.exit_code
     return _print_table(result, args)
 
@@ -192,7 +195,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from .api import summarize
 
-    return _print_table(summarize(args.run, missing_policy=args.missing_policy, strict=args.strict, label=args.label), args)
+    result = summarize(args.run, missing_policy=args.missing_policy, strict=args.strict, label=args.label)
+    return _print_table(result, args)
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -252,7 +256,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_regress(args: argparse.Namespace) -> int:
     from .display import show
     from .log import warn
-    from .regress import ALL, MIN_SAMPLES, check_comparable, compare, load_scores, seed_tolerances, untested_columns, untested_worse
+    from .regress import ALL, MIN_SAMPLES, check_comparable, compare, load_scores, seed_tolerances
+    from .regress import untested_columns, untested_worse
 
     run, baseline = load_scores(args.run), load_scores(args.baseline)
     warnings = check_comparable(run, baseline)  # refuses other benches and other samples
@@ -323,11 +328,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_masks(args: argparse.Namespace) -> int:
+    from .api import select_bench
     from .maskgen.detector import GroundingDetector
     from .maskgen.generate import generate_masks
     from .maskgen.propagate import Sam2Propagator, load_sam2_video_predictor
-
-    from .api import select_bench
 
     bench = select_bench(_selection(args))
     out = args.out or bench.root / "masks"

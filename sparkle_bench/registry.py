@@ -22,7 +22,8 @@ class UnknownNameError(KeyError):
 class Registry:
     """A table of ``name -> "pkg.module:Attr"`` entries of one kind (models, metrics, ...)."""
 
-    def __init__(self, kind: str, entries: dict[str, str], discover: Callable[[], dict[str, str]] | None = None) -> None:
+    def __init__(self, kind: str, entries: dict[str, str],
+                 discover: Callable[[], dict[str, str]] | None = None) -> None:
         self.kind = kind
         self._entries = dict(entries)
         self._discover = discover

@@ -5,9 +5,9 @@ in the column's direction. A comparison fails when the mean got worse by more th
 tolerance *and* a one-sided paired t-test rejects "worse by at most the tolerance" at ``alpha``.
 Each metric's class declares its tolerance (:attr:`sparkle_bench.metrics.Metric.tolerance`): for
 the built-ins, several times what re-encoding and +/-1 grey level of noise move it on real clips
-(``benchmarks/gate_noise.py``); a metric that declares none is reported as untested. Since noise leaves a candidate far inside
-that null, the test needs no correction over comparisons, which on 5-8 samples would make every
-change untestable (a paired rank test on 5 samples cannot go below p = 1/32). Groups of fewer than
+(``benchmarks/gate_noise.py``); a metric that declares none is reported as untested. Since noise
+leaves a candidate far inside that null, the test needs no correction over comparisons, which on
+5-8 samples would make every change untestable (a paired rank test on 5 samples cannot go below p = 1/32). Groups of fewer than
 ``MIN_SAMPLES`` are not tested, only reported. A stochastic model brings a second run of its
 baseline (another seed): tolerances widen to the spread between the two (:func:`seed_tolerances`).
 Samples scored in the baseline that failed or went missing in the run fail the gate too.
@@ -171,8 +171,8 @@ def untested_columns(baseline: Scores, tolerances: dict[str, float]) -> list[str
     for column in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"]):
         metric = declared(column)
         if metric is None and not column.startswith("judge_"):
-            lines.append(f"{column}: not compared: no metric class declares it (score with --metrics package.module:Class "
-                         f"so the run records where the class is, and make that module importable)")
+            lines.append(f"{column}: not compared: no metric class declares it (score with --metrics "
+                         f"package.module:Class so the run records where the class is, and make that module importable)")
         elif higher_is_better(column) is not None and tolerance_of(column, tolerances) is None:
             lines.append(f"{column}: not tested: {metric.__name__} declares no tolerance "
                          f"(declare one on the class, or give --tolerance {column}=VALUE)")

@@ -59,4 +59,5 @@ def declared(column: str) -> type[Metric] | None:
         return None
 
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "Metric", "MetricUnavailable", "declared", "load_metrics", "remember", "spec_of"]
+__all__ = ["METRICS", "DEFAULT_METRICS", "Metric", "MetricUnavailable", "declared", "load_metrics", "remember",
+           "spec_of"]
