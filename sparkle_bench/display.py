@@ -16,9 +16,6 @@ from .tables import CI_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_ran
 GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "judge, 1-5", "other": "values"}
 COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
                  "n_judged": "j.ok", "n_judge_failed": "j.fail", "n_judge_missing": "j.miss"}
-METRIC_HEADERS = {"fg_psnr": "fPSNR", "fg_ssim": "fSSIM", "fg_motion": "fMotion", "fg_lpips": "fLPIPS",
-                  "bg_change": "bChange", "bg_dynamics": "bDyn", "bg_static": "frozen", "bg_flicker": "bFlicker",
-                  "clip_text": "clipTxt", "clip_consistency": "clipCons"}
 KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
 ROW_KEYS = ["model", "theme", "source", "bench"]  # what a row is, most telling first
 MAX_KEY_WIDTH = 28  # longer run labels wrap inside their cell
@@ -49,16 +46,19 @@ def group_of(column: str) -> str:
         return "counts"
     if column.startswith("judge_"):
         return "judge"
-    return "metrics" if column in METRIC_HEADERS else "other"
+    from .metrics import declared
+
+    return "metrics" if declared(column) is not None else "other"
 
 
 def higher_is_better(column: str) -> bool | None:
-    """A score's direction: from the metric's class, judge scores up; None when unknown."""
-    from .metrics import METRICS
+    """A score's direction: from the metric's class, judge scores up; None when unknown (or informational)."""
+    from .metrics import declared
 
     if column.startswith("judge_"):
         return True
-    return METRICS.load(column).higher_is_better if column in METRICS.names() else None
+    metric = declared(column)
+    return metric.higher_is_better if metric is not None else None
 
 
 def short_header(column: str, titles: dict[str, str]) -> str:
@@ -71,7 +71,10 @@ def short_header(column: str, titles: dict[str, str]) -> str:
     elif column.startswith("judge_"):
         base = "".join(word[0] for word in column.removeprefix("judge_").split("_")).upper()
     else:
-        base = METRIC_HEADERS.get(column, column)
+        from .metrics import declared
+
+        metric = declared(column)
+        base = (metric.header if metric is not None else "") or column
     arrow = {True: "↑", False: "↓", None: ""}[higher_is_better(column)]
     return base + arrow
 
@@ -95,7 +98,7 @@ def cell(value, column: str, unavailable: dict[str, int]) -> str:
     return number(float(value)) + ("*" if column in unavailable else "")
 
 
-def column_order(column: str) -> tuple[int, int]:
+def column_order(column: str) -> tuple[int, float]:
     """Where a column goes in every view (:func:`sparkle_bench.tables.column_rank`)."""
     return column_rank(column)
 

@@ -25,11 +25,10 @@ LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
 # 95% percentile bootstrap interval of each mean, over samples: ``<column>_ci_lo``, ``<column>_ci_hi``.
 CI_SUFFIXES = ("_ci_lo", "_ci_hi")
 BOOTSTRAP_DRAWS = 2000
-# One column order for every view and file: counts, then scores subject -> background -> learned,
-# then the rest (judge dimensions in their rubric's order), each score followed by its interval.
+# One column order for every view and file: counts, then metrics in the order their classes declare
+# (subject -> background -> learned), then the rest (judge dimensions in their rubric's order), each
+# score followed by its interval.
 COUNT_ORDER = COUNT_COLUMNS + ["n_judged", "n_judge_failed", "n_judge_missing"]
-SCORE_ORDER = ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips", "bg_change", "bg_dynamics", "bg_static", "bg_flicker",
-               "clip_text", "clip_consistency"]
 
 
 def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dict]:
@@ -76,13 +75,15 @@ def is_interval(column: str) -> bool:
     return column.endswith(CI_SUFFIXES)
 
 
-def column_rank(column: str) -> tuple[int, int]:
+def column_rank(column: str) -> tuple[int, float]:
     """Sort key of a value column in the one order every view uses (unknown columns keep theirs)."""
+    from .metrics import declared
+
     base = column[: -len(CI_SUFFIXES[0])] if is_interval(column) else column
     if base in COUNT_ORDER:
         return 0, COUNT_ORDER.index(base)
-    if base in SCORE_ORDER:
-        return 1, SCORE_ORDER.index(base)
+    if (metric := declared(base)) is not None:
+        return 1, metric.order
     return 2, 0
 
 

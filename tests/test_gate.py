@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparkle_bench.regress import DEFAULT_TOLERANCE, Scores, compare, seed_tolerances
+from sparkle_bench.regress import Scores, compare, seed_tolerances, tolerance_of
 
 MEASURED = json.loads((Path(__file__).parent / "data" / "gate_noise.json").read_text())
 NAMES = sorted(MEASURED)
@@ -31,7 +31,7 @@ def scores(values: dict[str, dict[str, float]]) -> Scores:
 def seed_noise(values: dict[str, float], rng: np.random.Generator, scale: float = 1.0) -> dict[str, float]:
     """Another seed of a stochastic model: every score moves, up or down, by about ``scale`` times
     its tolerance; a sample's frozen flag flips with probability 0.1."""
-    out = {m: v + rng.normal(0, scale * DEFAULT_TOLERANCE[m]) for m, v in values.items() if m != "bg_static"}
+    out = {m: v + rng.normal(0, scale * tolerance_of(m, {})) for m, v in values.items() if m != "bg_static"}
     out["bg_static"] = 1.0 - values["bg_static"] if rng.random() < 0.1 else values["bg_static"]
     return out
 

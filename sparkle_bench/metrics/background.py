@@ -16,6 +16,7 @@ class BackgroundChange(Metric):
     """Mean absolute RGB difference between source and edited background, in [0, 1]."""
 
     name, higher_is_better, range = "bg_change", True, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "bChange", 50, 0.001, 0.0002
 
     def compute(self, pair: VideoPair) -> float:
         region = background_region(pair)
@@ -45,6 +46,7 @@ class BackgroundDynamics(Metric):
     """How much the edited background moves: robust high percentile of its optical flow."""
 
     name, higher_is_better, range = "bg_dynamics", True, (0.0, 100.0)
+    header, order, tolerance, noise_sd = "bDyn", 60, 0.03, 0.01
 
     def compute(self, pair: VideoPair) -> float:
         return background_motion(pair)
@@ -57,6 +59,7 @@ class BackgroundStatic(Metric):
     """
 
     name, higher_is_better, range = "bg_static", False, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "frozen", 70, 0.05, 0.0
 
     def compute(self, pair: VideoPair) -> float:
         return float(background_motion(pair) < FROZEN_BELOW)
@@ -78,6 +81,7 @@ class BackgroundFlicker(Metric):
     """
 
     name, higher_is_better, range = "bg_flicker", False, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "bFlicker", 80, 0.0007, 0.0002
 
     def compute(self, pair: VideoPair) -> float:
         need_motion(pair)
