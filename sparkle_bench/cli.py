@@ -91,7 +91,8 @@ def _score_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_positive,
                         help="scoring processes (default: one per core this process may use); 1 scores in this process")
     parser.add_argument("--strict", action="store_true",
-                        help="exit with status 3 if any sample failed or is missing, or a metric was unavailable (for CI gates)")
+                        help="exit with status 3 if any sample failed, is missing, is short or of another orientation, "
+                             "or a metric was unavailable (for CI gates)")
 
 
 def _positive(text: str) -> int:
@@ -153,13 +154,22 @@ def _infer(bench, adapter, run_dir: Path, shard, strict: bool = False) -> int:
     return 0
 
 
-def _score(bench, adapter, run_dir: Path, shard, args) -> None:
+def _score(bench, adapter, run_dir: Path, shard, args) -> tuple[int, str]:
+    """Score; (1, the first cause) when no sample could be scored (:func:`sparkle_bench.runner.scoring_outcome`)."""
     from .metrics import load_metrics
-    from .runner import default_workers, run_scoring
+    from .runner import default_workers, run_scoring, scoring_outcome
 
     counts = run_scoring(bench, adapter, run_dir / "outputs", run_dir, load_metrics(args.metrics), args.work_height, shard,
                          args.workers or default_workers(), args.align)
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
+    return scoring_outcome(bench, run_dir, shard)
+
+
+def _unscored(outcome: tuple[int, str], code: int) -> int:
+    """The scoring stage's status (with its one line) when nothing was scored, else ``code``."""
+    if outcome[0]:
+        console.print(f"[red]error[/]: {outcome[1]}", soft_wrap=True)
+    return outcome[0] or code
 
 
 def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
@@ -180,7 +190,7 @@ def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
     for line in unavailable:
         warn(line)
     macro = table[table["theme"] == "MACRO"].iloc[0]
-    bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_judge_failed", "n_judge_missing"))
+    bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_short", "n_orientation", "n_judge_failed", "n_judge_missing"))
     return 3 if args.strict and (bad or unavailable) else 0
 
 
@@ -206,7 +216,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     code = _infer(bench, adapter, run_dir, shard)
     if code:
         return code
-    _score(bench, adapter, run_dir, shard, args)
+    scored = _score(bench, adapter, run_dir, shard, args)
     if args.judge:
         from .judge.setup import judge_stage
 
@@ -215,8 +225,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return code
     if shard != (0, 1):
         console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: sparkle-bench table {run_dir}")
-        return 0
-    return _table(bench, run_dir, args)
+        return _unscored(scored, 0)
+    return _unscored(scored, _table(bench, run_dir, args))
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
@@ -230,8 +240,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     bench, adapter, run_dir, shard = _prepare(args)
-    _score(bench, adapter, run_dir, shard, args)
-    return 0 if shard != (0, 1) else _table(bench, run_dir, args)
+    scored = _score(bench, adapter, run_dir, shard, args)
+    return _unscored(scored, 0 if shard != (0, 1) else _table(bench, run_dir, args))
 
 
 def cmd_table(args: argparse.Namespace) -> int:
