@@ -179,11 +179,17 @@ def _read_decord(path: Path, size: tuple[int, int] | None, indices: Sequence[int
     return frames
 
 
-def _scaler(stream, width: int, height: int):
-    """A filter graph that resizes as decord does (FFmpeg's ``scale``, bilinear, then RGB)."""
+# How FFmpeg's filters turn a frame stored with a display rotation (degrees counterclockwise) upright.
+UPRIGHT = {90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
+
+
+def _converter(stream, rotation: int, size: tuple[int, int] | None):
+    """A filter graph that turns, resizes and converts frames as decord does: upright first, then
+    FFmpeg's ``scale`` (bilinear) to ``size``, then RGB."""
     graph = av.filter.Graph()
-    chain = [graph.add_buffer(template=stream), graph.add("scale", f"{width}:{height}:flags=bilinear"),
-             graph.add("format", "rgb24"), graph.add("buffersink")]
+    steps = UPRIGHT.get(rotation, []) + ([("scale", f"{size[0]}:{size[1]}:flags=bilinear")] if size else [])
+    chain = [graph.add_buffer(template=stream)] + [graph.add(name, args) for name, args in steps + [("format", "rgb24")]]
+    chain.append(graph.add("buffersink"))
     for a, b in zip(chain, chain[1:]):
         a.link_to(b)
     graph.configure()
@@ -195,8 +201,6 @@ def _read_pyav(path: Path, size: tuple[int, int] | None, indices: Sequence[int] 
     wanted = list(range(info.num_frames)) if indices is None else [int(i) for i in indices]
     if wanted and (min(wanted) < 0 or max(wanted) >= info.num_frames):
         raise VideoError(f"{path.name}: frame index out of range (has {info.num_frames} frames)")
-    turns = info.rotation // 90
-    stored = None if size is None else (size[1], size[0]) if turns % 2 else tuple(size)
     needed, decoded = set(wanted), {}
     try:
         with av.open(str(path)) as container:
@@ -205,13 +209,12 @@ def _read_pyav(path: Path, size: tuple[int, int] | None, indices: Sequence[int] 
             graph = None
             for index, frame in enumerate(container.decode(stream)):
                 if index in needed:
-                    if stored is None:
-                        array = frame.to_ndarray(format="rgb24")
+                    if size is None and not info.rotation:
+                        decoded[index] = frame.to_ndarray(format="rgb24")
                     else:
-                        graph = graph or _scaler(stream, *stored)
+                        graph = graph or _converter(stream, info.rotation, size)
                         graph.push(frame)
-                        array = graph.pull().to_ndarray()
-                    decoded[index] = np.rot90(array, turns) if turns else array
+                        decoded[index] = graph.pull().to_ndarray()
                 if len(decoded) == len(needed):
                     break
     except AV_ERRORS as exc:
