@@ -198,8 +198,8 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
             note = f"{tokens[0]}: {why}" if why else "edited video not found"
             media = _video(url, run.posters.get(sample.id)) if url and playable else f"<div class=\"placeholder\">{esc(note)}</div>"
             flags = run.metrics.get(sample.id, {}).get("flags") or {}
-            tags = "".join(f" <span class=\"tag\"{f' title=\"{esc(flags[t])}\"' if t in flags else ''}>{esc(t)}</span>"
-                           for t in tokens if t != "ok")
+            titled = {t: f" title=\"{esc(flags[t])}\"" for t in tokens if t in flags}
+            tags = "".join(f" <span class=\"tag\"{titled.get(t, '')}>{esc(t)}</span>" for t in tokens if t != "ok")
             figures.append(f"<figure class=\"edit\" data-model=\"m{i}\" data-state=\"{esc(' '.join(tokens))}\">{media}"
                            f"<figcaption>{esc(run.label)}{tags}</figcaption>{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>")
         scene = f" · {esc(sample.subtheme)}: {esc(sample.scene)}" if sample.subtheme and sample.scene else ""
