@@ -190,7 +190,8 @@ def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
     for line in unavailable:
         warn(line)
     macro = table[table["theme"] == "MACRO"].iloc[0]
-    bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_short", "n_orientation", "n_judge_failed", "n_judge_missing"))
+    bad = sum(int(macro.get(c, 0) or 0)
+              for c in ("n_failed", "n_missing", "n_short", "n_orientation", "n_judge_failed", "n_judge_missing"))
     return 3 if args.strict and (bad or unavailable) else 0
 
 

@@ -14,7 +14,8 @@ from .bench import Bench
 from .tables import CI_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_rank, integer_counts, is_interval, parse_unavailable
 
 GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "judge, 1-5", "other": "values"}
-COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss", "n_short": "short", "n_orientation": "orient",
+COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
+                 "n_short": "short", "n_orientation": "orient",
                  "n_judged": "j.ok", "n_judge_failed": "j.fail", "n_judge_missing": "j.miss"}
 METRIC_HEADERS = {"fg_psnr": "fPSNR", "fg_ssim": "fSSIM", "fg_motion": "fMotion", "fg_lpips": "fLPIPS",
                   "bg_change": "bChange", "bg_dynamics": "bDyn", "bg_static": "frozen", "bg_flicker": "bFlicker",

@@ -102,7 +102,10 @@ def match_frames(src: VideoInfo, edt: VideoInfo) -> tuple[np.ndarray, np.ndarray
         notes.append(f"frames: edited {edt.num_frames} vs source {src.num_frames}, truncated to {n}")
         return np.arange(n), np.arange(n), notes
     src_t, edt_t = src.frame_times(), edt.frame_times()
-    after = np.clip(np.searchsorted(edt_t, src_t), 1, max(edt.num_frames - 1, 1)) if edt.num_frames > 1 else np.zeros(len(src_t), int)
+    if edt.num_frames > 1:
+        after = np.clip(np.searchsorted(edt_t, src_t), 1, edt.num_frames - 1)
+    else:
+        after = np.zeros(len(src_t), int)
     before = np.maximum(after - 1, 0)
     edt_idx = np.where(np.abs(edt_t[after] - src_t) < np.abs(src_t - edt_t[before]) - 1e-9, after, before)
     keep = src_t < edt.duration - 0.5 / edt.fps + 1e-9  # within half an edited frame of its last one
@@ -128,7 +131,8 @@ def protocol_flags(src: VideoInfo, edt: VideoInfo, src_idx: np.ndarray) -> dict[
                           f"({covered / src.fps:.2f} s of {wanted / src.fps:.2f} s)")
     shapes = orientation(*src.size), orientation(*edt.size)
     if "square" not in shapes and shapes[0] != shapes[1]:
-        flags["orientation"] = f"{shapes[1]} {edt.width}x{edt.height} output for a {shapes[0]} {src.width}x{src.height} source"
+        flags["orientation"] = (f"{shapes[1]} {edt.width}x{edt.height} output for a {shapes[0]} "
+                                f"{src.width}x{src.height} source")
     return flags
 
 
@@ -197,9 +201,10 @@ def load_pair(
     if region is None:
         frames = read_frames(source, size, src_idx, src_info), read_frames(edited, size, edt_idx, edt_info)
     else:  # one resize for both, so an exact crop of the source reads as an exact copy
-        frames = read_region(source, size, src_idx, region, src_info), read_region(edited, size, edt_idx, None, edt_info)
-    pair = VideoPair(source=frames[0], edited=frames[1], mask=mask, fps=src_info.fps, prompt=prompt, notes=notes + frame_notes,
-                     flags=protocol_flags(src_info, edt_info, src_idx))
+        frames = (read_region(source, size, src_idx, region, src_info),
+                  read_region(edited, size, edt_idx, None, edt_info))
+    pair = VideoPair(source=frames[0], edited=frames[1], mask=mask, fps=src_info.fps, prompt=prompt,
+                     notes=notes + frame_notes, flags=protocol_flags(src_info, edt_info, src_idx))
     if len(pair.flow_starts()) == 0:  # no motion metric can be computed: not a complete score either
         motion = f"{len(src_idx)} frame(s) aligned: too few to measure motion"
         pair.flags["short"] = f"{pair.flags['short']}; {motion}" if "short" in pair.flags else motion

@@ -62,7 +62,8 @@ class Scores:
     checksum: str
     label: str
     judge: str | None  # "judge model | rubric version" of the judge columns
-    samples: dict[str, dict]  # id -> {"theme", "status", "judge_status", "flags": [protocol flags], "values": {column: value}}
+    # id -> {"theme", "status", "judge_status", "flags": [protocol flags], "values": {column: value}}
+    samples: dict[str, dict]
 
 
 def run_scores(run_dir: Path) -> Scores:
@@ -80,7 +81,8 @@ def run_scores(run_dir: Path) -> Scores:
         values = {k: v for k, v in m.get("metrics", {}).items() if v is not None and m.get("status") == "ok"}
         values.update({k: v for k, v in j.get("judge", {}).items() if j.get("status") == "ok"})
         samples[sample_id] = {"theme": m.get("theme") or j.get("theme") or "?", "status": m.get("status", "not scored"),
-                              "judge_status": j.get("status") if j else None, "flags": sorted(m.get("flags") or {}), "values": values}
+                              "judge_status": j.get("status") if j else None, "flags": sorted(m.get("flags") or {}),
+                              "values": values}
     return Scores(provenance["bench"], provenance["bench_checksum"], run_label(provenance), judge, samples)
 
 
@@ -239,7 +241,8 @@ def _lost_samples(run: Scores, baseline: Scores) -> pd.DataFrame:
     complete``: those scored without protocol flags in the baseline that the run did not score so
     (flagged short or of another orientation, failed or missing)."""
     rows = []
-    for key, what in (("status", "samples scored"), ("judge_status", "samples judged"), ("complete", "samples complete")):
+    checks = (("status", "samples scored"), ("judge_status", "samples judged"), ("complete", "samples complete"))
+    for key, what in checks:
         if key == "judge_status" and run.judge != baseline.judge:
             continue
         was = [i for i, s in baseline.samples.items() if _state(s, key) == "ok"]

@@ -153,8 +153,9 @@ def scoring_outcome(bench: Bench, run_dir: Path, shard: tuple[int, int] = (0, 1)
     statuses = [records.get(s.id, {}).get("status", "missing") for s in samples]
     first = next((s for s in samples if records.get(s.id, {}).get("reason")), samples[0])
     cause = records.get(first.id, {}).get("reason", "not scored")
-    return 1, (f"no sample could be scored ({statuses.count('failed')} failed, {len(statuses) - statuses.count('failed')} missing "
-               f"of {len(samples)}); first cause: {first.theme}/{first.id}: {cause}")
+    failed = statuses.count("failed")
+    return 1, (f"no sample could be scored ({failed} failed, {len(statuses) - failed} missing of {len(samples)}); "
+               f"first cause: {first.theme}/{first.id}: {cause}")
 
 
 def default_workers() -> int:

@@ -191,7 +191,7 @@ def mark_flags(table: pd.DataFrame, bench: Bench, records: dict[str, dict]) -> p
     table = table.copy()
     at = list(table.columns).index(COUNT_COLUMNS[-1]) + 1
     for offset, column in enumerate(FLAG_COLUMNS.values()):
-        table.insert(at + offset, column, table["theme"].map(lambda theme: by_theme.get(theme, {}).get(column, 0)))
+        table.insert(at + offset, column, [by_theme.get(theme, {}).get(column, 0) for theme in table["theme"]])
     return table
 
 
@@ -288,7 +288,8 @@ def summarize_run(run_dir: Path, bench: Bench, model: str, policy: str = "exclud
     notes: list[str] = []
     objective = None
     if metric_records or not judge_records:
-        objective = mark_flags(mark_unavailable(summarize(bench, metric_records, model), bench, metric_records), bench, metric_records)
+        objective = summarize(bench, metric_records, model)
+        objective = mark_flags(mark_unavailable(objective, bench, metric_records), bench, metric_records)
     judge = None
     if judge_records:
         judge_records, other = latest_judge(judge_records)

@@ -11,12 +11,13 @@ cause, so callers can record it against the sample and carry on.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import av.filter
@@ -24,7 +25,6 @@ import decord
 import numpy as np
 
 decord.logging.set_level(decord.logging.QUIET)
-av.logging.set_level(None)  # FFmpeg's own complaints about a damaged file would interleave with ours
 
 AV_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError)
 # Timestamps more than this share of a frame period from a constant rate make a file variable-rate.
@@ -134,18 +134,20 @@ def probe(path: Path) -> VideoInfo:
             if first is None:
                 first = next(iter(stream.codec_context.decode(None)), None)  # a decoder that holds frames back
         except AV_ERRORS as exc:
-            raise VideoError(f"{path.name} is truncated or damaged ({_what(stream, container)}): {_first_line(exc)}") from exc
+            raise VideoError(f"{path.name} is truncated or damaged ({_what(stream, container)}): "
+                             f"{_first_line(exc)}") from exc
         if not pts:
             raise VideoError(f"{path.name} has no frames ({_what(stream, container)})")
         if first is None:
             raise VideoError(f"no decoder reads {path.name}: {_what(stream, container)}, no frame decoded")
-        rotation = int(round((first.rotation or 0) / 90)) % 4 * 90
+        rotation = round((first.rotation or 0) / 90) % 4 * 90
         width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
         known = [Fraction(p) * stream.time_base for p in pts if p is not None] if stream.time_base else []
         fps, times = _rate(sorted(known) if len(known) == len(pts) else [], stream)
         if fps <= 0:
             raise VideoError(f"{path.name} has no frame rate ({_what(stream, container)})")
-        return VideoInfo(int(width), int(height), len(pts), fps, times, rotation, stream.codec_context.name, container.format.name)
+        return VideoInfo(int(width), int(height), len(pts), fps, times, rotation, stream.codec_context.name,
+                         container.format.name)
 
 
 def read_frames(
@@ -156,10 +158,10 @@ def read_frames(
     (``info``: the file's :func:`probe`, when the caller has it)."""
     try:
         return _read_decord(Path(path), size, indices)
-    except VideoError as first:
+    except VideoError:
         if Path(path).is_file() and Path(path).stat().st_size:
             return _read_pyav(Path(path), size, indices, info or probe(path))
-        raise first
+        raise
 
 
 def _read_decord(path: Path, size: tuple[int, int] | None, indices: Sequence[int] | None) -> np.ndarray:
@@ -188,9 +190,9 @@ def _converter(stream, rotation: int, size: tuple[int, int] | None):
     FFmpeg's ``scale`` (bilinear) to ``size``, then RGB."""
     graph = av.filter.Graph()
     steps = UPRIGHT.get(rotation, []) + ([("scale", f"{size[0]}:{size[1]}:flags=bilinear")] if size else [])
-    chain = [graph.add_buffer(template=stream)] + [graph.add(name, args) for name, args in steps + [("format", "rgb24")]]
+    chain = [graph.add_buffer(template=stream), *(graph.add(name, args) for name, args in [*steps, ("format", "rgb24")])]
     chain.append(graph.add("buffersink"))
-    for a, b in zip(chain, chain[1:]):
+    for a, b in itertools.pairwise(chain):
         a.link_to(b)
     graph.configure()
     return graph

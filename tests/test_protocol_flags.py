@@ -38,7 +38,7 @@ def setup(real_dir, tmp_path_factory):
     runs = root / "runs"
     common = ["--bench", str(bench), "--runs-dir", str(runs), "--work-height", "144", "--workers", "1"]
     assert main(["eval", *common, "--model", f"precomputed:{complete}", "--run-name", "complete", "--strict"]) == 0
-    assert main(["eval", *common, "--model", f"precomputed:{flagged}", "--run-name", "flagged"]) == 0  # scored, not strict
+    assert main(["eval", *common, "--model", f"precomputed:{flagged}", "--run-name", "flagged"]) == 0  # not --strict
     return {"root": root, "runs": runs, "common": common, "broken": broken}
 
 
@@ -49,7 +49,7 @@ def test_short_outputs_are_flagged_in_records_and_every_table(setup, capsys):
     assert records[IDS[0]]["flags"] == {}
     assert records[IDS[1]]["flags"]["short"] == "covers 41 of the protocol's 81 source frames (2.56 s of 5.06 s)"
     assert "too few to measure motion" in records[IDS[2]]["flags"]["short"]
-    flagged, complete = (pd.read_csv(runs / name / "summary.csv").set_index("theme") for name in ("flagged", "complete"))
+    flagged, complete = (pd.read_csv(runs / n / "summary.csv").set_index("theme") for n in ("flagged", "complete"))
     assert flagged.loc["MACRO", ["n_scored", "n_short", "n_orientation"]].tolist() == [3, 2, 0]
     assert flagged.loc["location", "n_short"] == 1 and flagged.loc["time", "n_short"] == 0
     assert complete.loc["MACRO", ["n_scored", "n_short", "n_orientation"]].tolist() == [3, 0, 0]

@@ -187,7 +187,8 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
         "<label>failure <select id=\"f-failure\"><option value=\"\">any result</option>"
         "<option value=\"frozen\">frozen background</option><option value=\"failed\">failed</option>"
         "<option value=\"missing\">missing</option><option value=\"short\">short (protocol)</option>"
-        "<option value=\"orientation\">other orientation</option></select></label><span id=\"f-count\" class=\"note\"></span></div>"
+        "<option value=\"orientation\">other orientation</option></select></label>"
+        "<span id=\"f-count\" class=\"note\"></span></div>"
     )
     cards = []
     for sample in samples:
