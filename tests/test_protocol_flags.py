@@ -39,7 +39,7 @@ def setup(real_dir, tmp_path_factory):
     common = ["--bench", str(bench), "--runs-dir", str(runs), "--work-height", "144", "--workers", "1"]
     assert main(["eval", *common, "--model", f"precomputed:{complete}", "--run-name", "complete", "--strict"]) == 0
     assert main(["eval", *common, "--model", f"precomputed:{flagged}", "--run-name", "flagged"]) == 0  # not --strict
-    return {"root": root, "runs": runs, "common": common, "broken": broken}
+    return {"root": root, "runs": runs, "common": common, "broken": broken, "flagged": flagged}
 
 
 def test_short_outputs_are_flagged_in_records_and_every_table(setup, capsys):
@@ -68,6 +68,11 @@ def test_strict_fails_on_short_and_a_complete_run_passes(setup):
     runs = setup["runs"]
     assert main(["table", str(runs / "flagged"), "--strict"]) == 3
     assert main(["table", str(runs / "complete"), "--strict"]) == 0
+    # the 41-frame output alone has every metric: only its short flag fails --strict
+    assert main(["eval", *setup["common"], "--model", f"precomputed:{setup['flagged']}", "--ids", f"{IDS[0]},{IDS[1]}",
+                 "--run-name", "short41", "--strict"]) == 3
+    table = pd.read_csv(runs / "short41" / "summary.csv").set_index("theme")
+    assert table.loc["MACRO", "n_short"] == 1 and table["unavailable"].isna().all()
 
 
 def test_report_shows_the_count_and_the_flag(setup):
