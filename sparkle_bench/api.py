@@ -120,6 +120,7 @@ class Result:
     notes: list[str] = field(default_factory=list)  # about the table (judge records left out, ...)
     unavailable: list[str] = field(default_factory=list)  # why a metric has no value, one line per cause
     shard: tuple[int, int] = (0, 1)
+    error: str = ""  # why the exit code is not 0, in one line, when the table cannot say it (nothing scored)
 
     @property
     def macro(self) -> dict[str, float]:
@@ -228,14 +229,17 @@ def _infer(opened: OpenRun, strict: bool = False) -> Result:
     return result
 
 
-def _score(opened: OpenRun, scoring: ScoreSettings, metrics: list) -> dict[str, int]:
-    from .runner import default_workers, run_scoring
+def _score(opened: OpenRun, scoring: ScoreSettings, metrics: list, result: Result) -> None:
+    """Score into the run folder; exit code 1 and the first cause when no sample could be scored
+    (:func:`sparkle_bench.runner.scoring_outcome`), which the table stage keeps."""
+    from .runner import default_workers, run_scoring, scoring_outcome
 
     counts = run_scoring(opened.bench, opened.adapter, opened.run_dir / "outputs", opened.run_dir, metrics,
                          scoring.work_height, opened.shard, scoring.workers or default_workers(), scoring.align)
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, "
                   f"{counts['missing']} missing")
-    return counts
+    result.scoring = counts
+    result.exit_code, result.error = scoring_outcome(opened.bench, opened.run_dir, opened.shard)
 
 
 def _metric_specs(metrics: list) -> dict[str, str]:
@@ -246,10 +250,11 @@ def _metric_specs(metrics: list) -> dict[str, str]:
 
 def _table(result: Result, bench: Bench, missing_policy: str, strict: bool) -> Result:
     """Write summary.csv and fill the result's table, records and lines; exit code 3 with
-    ``strict`` when a sample failed, is missing or lacks a metric."""
+    ``strict`` when a sample failed, is missing, is flagged (short, orientation) or lacks a metric;
+    an exit code the scoring stage set (nothing scored) is kept."""
     from .display import unavailable_lines
     from .runs import read_provenance, run_label
-    from .tables import run_records, summarize_run, write_table
+    from .tables import STRICT_COUNTS, run_records, summarize_run, write_table
 
     summary = summarize_run(result.run_dir, bench, run_label(read_provenance(result.run_dir)), missing_policy)
     write_table(summary.table, result.run_dir / "summary.csv")
@@ -257,8 +262,8 @@ def _table(result: Result, bench: Bench, missing_policy: str, strict: bool) -> R
     result.judge_records = run_records(result.run_dir, "judge*.jsonl")
     result.unavailable = unavailable_lines(bench, summary.metric_records)
     macro = summary.table[summary.table["theme"] == "MACRO"].iloc[0]
-    bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_judge_failed", "n_judge_missing"))
-    result.exit_code = 3 if strict and (bad or result.unavailable) else 0
+    bad = sum(int(macro.get(c, 0) or 0) for c in STRICT_COUNTS)
+    result.exit_code = result.exit_code or (3 if strict and (bad or result.unavailable) else 0)
     return result
 
 
@@ -274,12 +279,13 @@ def run_eval(settings: EvalSettings) -> Result:
     result = _infer(opened)
     if result.exit_code:
         return result
-    result.scoring = _score(opened, settings.scoring, metrics)
+    _score(opened, settings.scoring, metrics, result)
     if settings.judge is not None:
         from .judge.setup import judge_stage
 
-        result.exit_code = judge_stage(opened.bench, opened.adapter, opened.run_dir, opened.shard, settings.judge)
-        if result.exit_code:
+        code = judge_stage(opened.bench, opened.adapter, opened.run_dir, opened.shard, settings.judge)
+        if code:
+            result.exit_code = code
             return result
     if opened.shard != (0, 1):
         return result
@@ -320,7 +326,8 @@ def score(run: RunSettings, scoring: ScoreSettings, *, missing_policy: str = "ex
 
     metrics = load_metrics(scoring.names())
     opened = open_run(run, {**run.record(), **scoring.record()}, metrics=_metric_specs(metrics))
-    result = Result(opened.run_dir, shard=opened.shard, scoring=_score(opened, scoring, metrics))
+    result = Result(opened.run_dir, shard=opened.shard)
+    _score(opened, scoring, metrics, result)
     return result if opened.shard != (0, 1) else _table(result, opened.bench, missing_policy, strict)
 
 

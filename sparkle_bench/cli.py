@@ -91,7 +91,8 @@ def _score_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_positive,
                         help="scoring processes (default: one per core this process may use); 1 scores in this process")
     parser.add_argument("--strict", action="store_true",
-                        help="exit with status 3 if any sample failed or is missing, or a metric was unavailable (for CI gates)")
+                        help="exit with status 3 if any sample failed, is missing, is short or of another orientation, "
+                             "or a metric was unavailable (for CI gates)")
 
 
 def _positive(text: str) -> int:
@@ -142,6 +143,13 @@ def _print_table(result, args: argparse.Namespace) -> int:
     show(result.summary, f"{result.run_dir}/summary.csv", args.format, args.columns, args.ci)
     for line in result.unavailable:
         warn(line)
+    return _exit(result)
+
+
+def _exit(result) -> int:
+    """The result's exit code, after its one-line cause when the stage set one (nothing scored)."""
+    if result.error:
+        console.print(f"[red]error[/]: {result.error}", soft_wrap=True)
     return result.exit_code
 
 
@@ -171,7 +179,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             shard = result.shard
             console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: "
                           f"sparkle-bench table {result.run_dir}")
-        return result.exit_code
+        return _exit(result)
     return _print_table(result, args)
 
 
@@ -189,7 +197,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .api import score
 
     result = score(_run_settings(args), _score_settings(args), strict=args.strict)
-    return result.exit_code if result.summary is None else _print_table(result, args)
+    return _exit(result) if result.summary is None else _print_table(result, args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -203,7 +211,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from .api import judge
 
     result = judge(_run_settings(args), _judge_options(args), missing_policy=args.missing_policy, strict=args.strict)
-    return result.exit_code if result.summary is None else _print_table(result, args)
+    return _exit(result) if result.summary is None else _print_table(result, args)
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from .tables import CI_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_ran
 
 GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "judge, 1-5", "other": "values"}
 COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
+                 "n_short": "short", "n_orientation": "orient",
                  "n_judged": "j.ok", "n_judge_failed": "j.fail", "n_judge_missing": "j.miss"}
 KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
 ROW_KEYS = ["model", "theme", "source", "bench"]  # what a row is, most telling first

@@ -10,7 +10,8 @@ leaves a candidate far inside that null, the test needs no correction over compa
 5-8 samples would make every change untestable (a paired rank test on 5 samples cannot go below p = 1/32). Groups of fewer than
 ``MIN_SAMPLES`` are not tested, only reported. A stochastic model brings a second run of its
 baseline (another seed): tolerances widen to the spread between the two (:func:`seed_tolerances`).
-Samples scored in the baseline that failed or went missing in the run fail the gate too.
+Samples scored in the baseline that failed or went missing in the run fail the gate too, and so do
+samples complete in the baseline that the run scored but flagged (short, other orientation).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Scores:
     checksum: str
     label: str
     judge: str | None  # "judge model | rubric version" of the judge columns
-    samples: dict[str, dict]  # id -> {"theme", "status", "judge_status", "values": {column: value}}
+    # id -> {"theme", "status", "judge_status", "flags": [protocol flags], "values": {column: value}}
+    samples: dict[str, dict]
 
 
 def run_scores(run_dir: Path) -> Scores:
@@ -67,7 +69,8 @@ def run_scores(run_dir: Path) -> Scores:
         values = {k: v for k, v in m.get("metrics", {}).items() if v is not None and m.get("status") == "ok"}
         values.update({k: v for k, v in j.get("judge", {}).items() if j.get("status") == "ok"})
         samples[sample_id] = {"theme": m.get("theme") or j.get("theme") or "?", "status": m.get("status", "not scored"),
-                              "judge_status": j.get("status") if j else None, "values": values}
+                              "judge_status": j.get("status") if j else None, "flags": sorted(m.get("flags") or {}),
+                              "values": values}
     return Scores(provenance["bench"], provenance["bench_checksum"], run_label(provenance), judge, samples)
 
 
@@ -243,14 +246,25 @@ def untested_worse(table: pd.DataFrame) -> str | None:
             f"which are not tested: {', '.join(which[:4])}{more}; gate on more samples")
 
 
+def _state(sample: dict, key: str) -> str | None:
+    """A sample's ``status``, ``judge_status`` or ``complete`` (``"ok"`` when scored without protocol
+    flags; baseline files from before flags have none)."""
+    if key == "complete":
+        return "ok" if sample.get("status") == "ok" and not sample.get("flags") else None
+    return sample.get(key)
+
+
 def _lost_samples(run: Scores, baseline: Scores) -> pd.DataFrame:
-    """Samples scored (judged) in the baseline that failed or are missing in the run."""
+    """Samples scored (judged) in the baseline that failed or are missing in the run; ``samples
+    complete``: those scored without protocol flags in the baseline that the run did not score so
+    (flagged short or of another orientation, failed or missing)."""
     rows = []
-    for key, what in (("status", "samples scored"), ("judge_status", "samples judged")):
+    checks = (("status", "samples scored"), ("judge_status", "samples judged"), ("complete", "samples complete"))
+    for key, what in checks:
         if key == "judge_status" and run.judge != baseline.judge:
             continue
-        was = [i for i, s in baseline.samples.items() if s.get(key) == "ok"]
-        lost = [i for i in was if run.samples[i].get(key) != "ok"]
+        was = [i for i, s in baseline.samples.items() if _state(s, key) == "ok"]
+        lost = [i for i in was if _state(run.samples[i], key) != "ok"]
         if was:
             rows.append({"metric": what, "theme": ALL, "n": len(was), "baseline": float(len(was)), "run": float(len(was) - len(lost)),
                          "change": -float(len(lost)), "tolerance": 0.0, "worse_by": float(len(lost)), "detectable": 1.0,

@@ -15,6 +15,9 @@ from .bench import Bench
 from .records import read_jsonl
 
 COUNT_COLUMNS = ["n_total", "n_scored", "n_failed", "n_missing"]
+# Scored samples that break the protocol (sparkle_bench.pair.protocol_flags), per flag: counted in
+# n_scored and in the means, and counted again here so a table never passes them off as complete.
+FLAG_COLUMNS = {"short": "n_short", "orientation": "n_orientation"}
 JUDGE_COUNT_COLUMNS = ["n_total", "n_judged", "n_judge_failed", "n_judge_missing"]
 KEY_COLUMNS = ["bench", "model", "source", "theme"]
 MISSING_POLICIES = ("exclude", "floor")
@@ -28,7 +31,9 @@ BOOTSTRAP_DRAWS = 2000
 # One column order for every view and file: counts, then metrics in the order their classes declare
 # (subject -> background -> learned), then the rest (judge dimensions in their rubric's order), each
 # score followed by its interval.
-COUNT_ORDER = COUNT_COLUMNS + ["n_judged", "n_judge_failed", "n_judge_missing"]
+COUNT_ORDER = COUNT_COLUMNS + list(FLAG_COLUMNS.values()) + ["n_judged", "n_judge_failed", "n_judge_missing"]
+# Counts that fail ``--strict``: every sample neither complete nor judged.
+STRICT_COUNTS = ("n_failed", "n_missing", *FLAG_COLUMNS.values(), "n_judge_failed", "n_judge_missing")
 
 
 def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dict]:
@@ -174,6 +179,25 @@ def mark_unavailable(table: pd.DataFrame, bench: Bench, records: dict[str, dict]
     return table.assign(**{UNAVAILABLE_COLUMN: table["theme"].map(by_theme)})
 
 
+def flag_counts(records: list[dict]) -> dict[str, int]:
+    """Per count column of :data:`FLAG_COLUMNS`, how many scored records carry that flag."""
+    scored = [r for r in records if r.get("status") == "ok"]
+    return {column: sum(flag in (r.get("flags") or {}) for r in scored) for flag, column in FLAG_COLUMNS.items()}
+
+
+def mark_flags(table: pd.DataFrame, bench: Bench, records: dict[str, dict]) -> pd.DataFrame:
+    """Add the protocol-violation counts (``n_short``, ``n_orientation``) to an objective summary,
+    right after its counts."""
+    by_theme = {theme: flag_counts([records[s.id] for s in bench.samples if s.theme == theme and s.id in records])
+                for theme in bench.themes}
+    by_theme[MACRO] = flag_counts([records[s.id] for s in bench.samples if s.id in records])
+    table = table.copy()
+    at = list(table.columns).index(COUNT_COLUMNS[-1]) + 1
+    for offset, column in enumerate(FLAG_COLUMNS.values()):
+        table.insert(at + offset, column, [by_theme.get(theme, {}).get(column, 0) for theme in table["theme"]])
+    return table
+
+
 def order_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Measured rows before published ones, models in name order, each model's MACRO row last."""
     keys = pd.DataFrame({
@@ -267,7 +291,8 @@ def summarize_run(run_dir: Path, bench: Bench, model: str, policy: str = "exclud
     notes: list[str] = []
     objective = None
     if metric_records or not judge_records:
-        objective = mark_unavailable(summarize(bench, metric_records, model), bench, metric_records)
+        objective = summarize(bench, metric_records, model)
+        objective = mark_flags(mark_unavailable(objective, bench, metric_records), bench, metric_records)
     judge = None
     if judge_records:
         judge_records, other = latest_judge(judge_records)
@@ -349,6 +374,7 @@ def merge_leaderboard(tables: list[pd.DataFrame], themes: str = MACRO) -> pd.Dat
     merged = pd.concat(tables, ignore_index=True, sort=False)
     if themes != "all":
         merged = merged[merged["theme"] == themes]
-    fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + JUDGE_COUNT_COLUMNS) if c in merged.columns]
+    fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + list(FLAG_COLUMNS.values()) + JUDGE_COUNT_COLUMNS)
+             if c in merged.columns]
     rest = [c for c in merged.columns if c not in fixed]
     return integer_counts(canonical_order(order_rows(merged[fixed + rest])))

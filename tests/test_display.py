@@ -108,8 +108,8 @@ def test_columns_and_markdown(demo, tmp_path, capsys):
     run = write_run(tmp_path / "run", demo, crafted_records())
     assert main(["table", str(run), "--columns", "fPSNR,counts", "--format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| bench | model | source | theme | n_total | n_scored | n_failed | n_missing | fg_psnr |"
-    assert lines[-1] == "| demo | identity | measured | MACRO | 12 | 9 | 1 | 2 | 31.8* |"  # * : some samples lacked it
+    assert lines[0] == "| bench | model | source | theme | n_total | n_scored | n_failed | n_missing | n_short | n_orientation | fg_psnr |"
+    assert lines[-1] == "| demo | identity | measured | MACRO | 12 | 9 | 1 | 2 | 0 | 0 | 31.8* |"  # * : some samples lacked it
     assert main(["table", str(run), "--columns", "fg_psnr,nonsense"]) == 2
     assert "unknown column(s) nonsense" in capsys.readouterr().err
 

@@ -120,8 +120,9 @@ def frozen_rates(runs: list[RunView]) -> str:
 
 
 def _state(run: RunView, sample_id: str) -> tuple[list[str], str, bool]:
-    """Filter tokens of one model's result (ok / frozen / failed / missing), why it is not ok,
-    and whether its edited video is worth showing (it decoded)."""
+    """Filter tokens of one model's result (ok / frozen / failed / missing, and the protocol flags
+    short / orientation of a scored sample), why it is not ok, and whether its edited video is
+    worth showing (it decoded)."""
     record, judged = run.metrics.get(sample_id, {}), run.judge.get(sample_id, {})
     status, reason = record.get("status"), record.get("reason", "")
     if status is None and judged:
@@ -138,6 +139,10 @@ def _state(run: RunView, sample_id: str) -> tuple[list[str], str, bool]:
         why = why or f"judge: {judged.get('reason', '')}"
     if (record.get("metrics") or {}).get("bg_static") is not None and record["metrics"]["bg_static"] >= FROZEN:
         tokens.append("frozen")
+    if status == "ok":
+        for flag, reason in (record.get("flags") or {}).items():
+            tokens.append(flag)
+            why = why or f"{flag}: {reason}"
     return tokens or ["ok"], why, status == "ok"
 
 
@@ -181,7 +186,9 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
         f"<label>model <select id=\"f-model\"><option value=\"\">all</option>{_options((f'm{i}', r.label) for i, r in enumerate(runs))}</select></label>"
         "<label>failure <select id=\"f-failure\"><option value=\"\">any result</option>"
         "<option value=\"frozen\">frozen background</option><option value=\"failed\">failed</option>"
-        "<option value=\"missing\">missing</option></select></label><span id=\"f-count\" class=\"note\"></span></div>"
+        "<option value=\"missing\">missing</option><option value=\"short\">short (protocol)</option>"
+        "<option value=\"orientation\">other orientation</option></select></label>"
+        "<span id=\"f-count\" class=\"note\"></span></div>"
     )
     cards = []
     for sample in samples:
@@ -191,7 +198,9 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
             url = run.videos.get(sample.id)
             note = f"{tokens[0]}: {why}" if why else "edited video not found"
             media = _video(url, run.posters.get(sample.id)) if url and playable else f"<div class=\"placeholder\">{esc(note)}</div>"
-            tags = "".join(f" <span class=\"tag\">{esc(t)}</span>" for t in tokens if t != "ok")
+            flags = run.metrics.get(sample.id, {}).get("flags") or {}
+            titled = {t: f" title=\"{esc(flags[t])}\"" for t in tokens if t in flags}
+            tags = "".join(f" <span class=\"tag\"{titled.get(t, '')}>{esc(t)}</span>" for t in tokens if t != "ok")
             figures.append(f"<figure class=\"edit\" data-model=\"m{i}\" data-state=\"{esc(' '.join(tokens))}\">{media}"
                            f"<figcaption>{esc(run.label)}{tags}</figcaption>{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>")
         scene = f" · {esc(sample.subtheme)}: {esc(sample.scene)}" if sample.subtheme and sample.scene else ""
