@@ -107,7 +107,8 @@ def test_a_run_moved_with_its_base_finds_it_by_the_relative_path(trained, base_m
     assert model.encoder.qwen.config is not None and model.transformer is not None
 
 
-def test_a_missing_base_fails_in_one_line_then_the_override_loads_it(trained, base_moved, tmp_path, monkeypatch, capsys):
+def test_a_missing_base_fails_in_one_line_then_the_override_loads_it(trained, base_moved, tmp_path, monkeypatch,
+                                                                    capsys):
     copy = shutil.copytree(trained["checkpoint"], tmp_path / "copied" / "step-000002")
     monkeypatch.chdir(tmp_path)
     assert infer(copy, tmp_path / "runs") == 2
@@ -161,7 +162,7 @@ def test_an_older_kiwi_json_is_found_above_the_checkpoint_with_a_line(trained, t
 def test_hub_bases_are_recorded_with_their_revision_and_found_from_the_cache(tmp_path, monkeypatch, demo_root):
     """A base in the Hugging Face cache: recorded as hub id + the snapshot's commit, resolved from
     the cache (at that revision, else any cached one with the same fingerprint), fetched at it."""
-    import huggingface_hub.constants as constants
+    from huggingface_hub import constants
 
     from sparkle_bench.models import load_model
 
@@ -178,9 +179,10 @@ def test_hub_bases_are_recorded_with_their_revision_and_found_from_the_cache(tmp
     assert {(r.repo_id, r.revision) for r in load_model(f"kiwi-sparkle:{checkpoint}", {}).hub_repos()} == \
         {(WAN_BASE, "a" * 40), (QWEN, "b" * 40)}
     assert open_kiwi(str(checkpoint), torch.float32) is not None
-    stale = {"base": {**record, "revision": "c" * 40}, "mllm": entry(qwen)}  # that commit is not cached; main is the same
+    stale = {"base": {**record, "revision": "c" * 40}, "mllm": entry(qwen)}  # not cached; main has the same weights
     (checkpoint / "kiwi.json").write_text(sidecar_text(stale, checkpoint))
     assert open_kiwi(str(checkpoint), torch.float32) is not None
-    (checkpoint / "kiwi.json").write_text(sidecar_text({**stale, "base": {**stale["base"], "fingerprint": "0" * 64}}, checkpoint))
+    wrong = {**stale, "base": {**stale["base"], "fingerprint": "0" * 64}}
+    (checkpoint / "kiwi.json").write_text(sidecar_text(wrong, checkpoint))
     with pytest.raises(WeightsError, match=f"{WAN_BASE}@cccccccccccc.*holds other weights"):
         open_kiwi(str(checkpoint), torch.float32)

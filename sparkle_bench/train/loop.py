@@ -5,13 +5,14 @@ or DeepSpeed ZeRO-2 (``engine``).
 A run folder holds the resolved ``config.toml``, ``losses.jsonl`` (one line per optimizer step,
 written by the main process) and ``checkpoints/step-NNNNNN/`` written atomically every
 ``save_every`` steps: ``model.safetensors`` (what trains, bf16, DiffSynth layout, loadable with
-``--model kiwi-sparkle:DIR`` and by upstream's converter), ``kiwi.json`` (its base models and start:
-hub id and revision, or absolute and checkpoint-relative path, plus a fingerprint; ``start.py``) and ``state/`` (trainable fp32 weights and optimizer state, sharded as the engine
-holds them, plus ``progress.json``: step, each process's data position, skipped pairs) for an exact
-resume. The same command resumes from the newest complete checkpoint and, with the same number
-of processes, continues the same loss curve; with another number (not under DeepSpeed) the state
-is resharded and the data continues from each kind's earliest unread pair. The learning rate is a
-function of the step, so no scheduler state exists to lose.
+``--model kiwi-sparkle:DIR`` and by upstream's converter), ``kiwi.json`` (its base models and start,
+each as hub id and revision or as absolute and checkpoint-relative path, with a fingerprint, so it
+finds them from any folder: ``models/kiwi/sidecar.py``) and ``state/`` (trainable fp32 weights and
+optimizer state, sharded as the engine holds them, plus ``progress.json``: step, each process's data
+position, skipped pairs) for an exact resume. The same command resumes from the newest complete
+checkpoint and, with the same number of processes, continues the same loss curve; with another
+number (not under DeepSpeed) the state is resharded and the data continues from each kind's earliest
+unread pair. The learning rate is a function of the step, so no scheduler state exists to lose.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..log import console, problem, warn
 from ..models.kiwi.sidecar import SIDECAR, sidecar_text
@@ -54,7 +55,8 @@ class Progress:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if (p / SIDECAR).is_file() and not p.name.endswith(".tmp"))
+    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*")
+                  if (p / SIDECAR).is_file() and not p.name.endswith(".tmp"))
     return done[-1] if done else None
 
 

@@ -124,9 +124,9 @@ def read_sidecar(checkpoint: Path) -> dict:
         recorded = json.loads(sidecar.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"{sidecar} is not readable JSON ({exc})") from exc
-    if not isinstance(recorded, dict):
-        raise ValueError(f"{sidecar} is not a JSON object")
-    return recorded
+    if isinstance(recorded, dict):
+        return recorded
+    raise ValueError(f"{sidecar} is not a JSON object")
 
 
 def describe(record: dict | str) -> str:
@@ -136,7 +136,8 @@ def describe(record: dict | str) -> str:
     if "hub" in record:
         where = record["hub"] + (f"@{record['revision'][:12]}" if record.get("revision") else "")
     else:
-        where = record.get("path", "?") + (f" (or {record['relative']} from the checkpoint)" if record.get("relative") else "")
+        relative = f" (or {record['relative']} from the checkpoint)" if record.get("relative") else ""
+        where = record.get("path", "?") + relative
     return where + (f", fingerprint {record['fingerprint'][:12]}" if record.get("fingerprint") else "")
 
 

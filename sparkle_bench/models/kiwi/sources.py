@@ -140,7 +140,8 @@ def locate(checkpoint: Path, role: str, given: str | None, default: str) -> tupl
             raise WeightsError(f"{role}={given} is not the {role} {sidecar} records: it has fingerprint {found[:12]}, "
                                f"the recorded one is {describe(record)}; give that one (or delete the fingerprint "
                                f"from kiwi.json to apply the checkpoint to another {role})")
-        return path, bool(wanted) or (record is not None and any(_is_same(path, c) for c, _ in _candidates(record, checkpoint)))
+        same = record is not None and any(_is_same(path, c) for c, _ in _candidates(record, checkpoint))
+        return path, bool(wanted) or same
     if record is None:
         return resolve(default), False
     other = None
@@ -159,11 +160,12 @@ def locate(checkpoint: Path, role: str, given: str | None, default: str) -> tupl
                            f"give the recorded one with --model-option {role}=PATH")
     if isinstance(record, str) and not Path(record).expanduser().is_absolute():
         hub = " nor in the local Hugging Face cache" if _is_hub_id(record) else ""
-        raise WeightsError(f"{role} {record!r} recorded in {sidecar} (an older kiwi.json: a path relative to the folder "
-                           f"training ran in) is not found from {Path.cwd()} or above the checkpoint{hub}: run there or "
-                           f"give --model-option {role}=PATH")
+        raise WeightsError(f"{role} {record!r} recorded in {sidecar} (an older kiwi.json: a path relative to the "
+                           f"folder training ran in) is not found from {Path.cwd()} or above the checkpoint{hub}: "
+                           f"run there or give --model-option {role}=PATH")
     fetch = " (or fetch it: sparkle-bench download)" if isinstance(record, dict) and "hub" in record else ""
-    raise WeightsError(f"{role} recorded in {sidecar} not found: {describe(record)}; give --model-option {role}=PATH{fetch}")
+    raise WeightsError(f"{role} recorded in {sidecar} not found: {describe(record)}; "
+                       f"give --model-option {role}=PATH{fetch}")
 
 
 def checkpoint_paths(checkpoint: Path, base: str | None, mllm: str | None) -> tuple[Path, Path | None]:
@@ -178,7 +180,8 @@ def checkpoint_paths(checkpoint: Path, base: str | None, mllm: str | None) -> tu
 
     base_path, recorded = locate(checkpoint, "base", base, DEFAULT_BASE)
     if is_kiwi_folder(base_path):
-        if base and not recorded and any(k.startswith(QWEN_PREFIX) and ".lora_" in k for k in safetensors_keys(checkpoint)):
+        own_lora = any(k.startswith(QWEN_PREFIX) and ".lora_" in k for k in safetensors_keys(checkpoint))
+        if base and not recorded and own_lora:
             raise WeightsError(f"base={base} is a Kiwi folder whose Qwen already has a LoRA merged in, and not the one "
                                f"{checkpoint.name} started from; {checkpoint.name} carries its own Qwen LoRA: "
                                f"give the Wan2.2-TI2V-5B base instead")
