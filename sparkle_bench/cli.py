@@ -58,6 +58,12 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
                        help="show each mean with ± half its 95%% bootstrap interval over samples (csv and json always carry the bounds)")
 
 
+def _rank_by_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rank-by", metavar="METRIC",
+                        help="the metric of the rank column (default: judge_overall when judged, else bg_dynamics); every "
+                             "ranked metric's cell carries letters: runs sharing one are not separable (docs/ranking.md)")
+
+
 def _tolerance(text: str) -> tuple[str, float]:
     name, value = _model_option(text)
     try:
@@ -162,9 +168,9 @@ def _score(bench, adapter, run_dir: Path, shard, args) -> None:
     console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
 
 
-def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
-    """Write summary.csv, show it, then say why any metric had no value; 3 with ``--strict``
-    when a sample failed, is missing or lacks a metric."""
+def _table(bench, run_dir: Path, args: argparse.Namespace, shown: bool = True) -> int:
+    """Write summary.csv, show it (unless not ``shown``), then say why any metric had no value; 3 with
+    ``--strict`` when a sample failed, is missing or lacks a metric."""
     from .display import show, unavailable_lines
     from .log import warn
     from .runs import read_provenance, run_label
@@ -175,7 +181,8 @@ def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
         warn(line)
     table = summary.table
     write_table(table, run_dir / "summary.csv")
-    show(table, f"{run_dir}/summary.csv", args.format, args.columns, args.ci)
+    if shown:
+        show(table, f"{run_dir}/summary.csv", args.format, args.columns, args.ci)
     unavailable = unavailable_lines(bench, summary.metric_records)
     for line in unavailable:
         warn(line)
@@ -240,7 +247,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     bench, provenance = bench_of_run(args.run)
     if args.label:
         write_provenance(args.run, {**provenance, "label": args.label})
-    return _table(bench, args.run, args)
+    code = _table(bench, args.run, args, shown=not args.compare)
+    if args.compare:
+        from .ranks import ranked_leaderboard
+
+        ranked = ranked_leaderboard([args.run, *args.compare], rank_by=args.rank_by)
+        _show_ranked(ranked, f"{args.run} beside {len(args.compare)} other run(s)", args)
+    return code
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -266,19 +279,33 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
+def _show_ranked(ranked, title: str, args: argparse.Namespace) -> None:
+    """A ranked board, its notes, and (terminal view) the comparisons of the metric it is ranked by."""
     from .display import show
     from .log import warn
-    from .tables import coverage_warning, leaderboard_inputs, merge_leaderboard, write_table
+    from .ranks import pairs_table
+
+    for line in ranked.ranking.notes:
+        warn(line)
+    show(ranked.board, title + (f" · rank by {ranked.rank_by}" if ranked.rank_by else ""), args.format, args.columns, args.ci)
+    if args.format == "table" and ranked.rank_by:
+        show(pairs_table(ranked.ranking, [ranked.rank_by]), f"{ranked.rank_by}: each pair on its shared samples "
+             "(difference: MACRO of the per-sample differences; detectable: the smallest one this n and spread separate)")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .log import warn
+    from .ranks import ranked_leaderboard
+    from .tables import coverage_warning, write_table
 
     coverage = coverage_warning(args.runs)
     if coverage and not args.common:
         warn(coverage)
-    board = merge_leaderboard(leaderboard_inputs(args.runs, args.published or [], args.common), "all" if args.all_themes else "MACRO")
+    ranked = ranked_leaderboard(args.runs, args.published or [], args.common, "all" if args.all_themes else "MACRO", args.rank_by)
     if args.csv:
-        write_table(board, args.csv)
+        write_table(ranked.board, args.csv)
         console.print(f"wrote {args.csv}")
-    show(board, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args.format, args.columns, args.ci)
+    _show_ranked(ranked, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args)
     return 0
 
 
@@ -446,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge failures/missing: left out of the means (published behaviour) or scored 1")
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing, or a metric was unavailable")
     _label_arg(p)
+    p.add_argument("--compare", type=Path, nargs="+", metavar="OTHER_RUN",
+                   help="show the run's MACRO beside these runs (folders or summary CSVs) with ranks that say when they are tied")
+    _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_table)
 
@@ -460,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
     p.add_argument("--common", action="store_true",
                    help="recompute every run's means over the samples all the runs scored (runs that cover different samples are warned about)")
-    p.add_argument("--csv", type=Path, help="write the merged table here")
+    p.add_argument("--csv", type=Path, help="write the merged table here (with <metric>_rank and <metric>_group columns)")
+    _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_leaderboard)
 
