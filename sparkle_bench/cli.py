@@ -289,8 +289,8 @@ def _show_ranked(ranked, title: str, args: argparse.Namespace) -> None:
         warn(line)
     show(ranked.board, title + (f" · rank by {ranked.rank_by}" if ranked.rank_by else ""), args.format, args.columns, args.ci)
     if args.format == "table" and ranked.rank_by:
-        show(pairs_table(ranked.ranking, [ranked.rank_by]), f"{ranked.rank_by}: each pair on its shared samples "
-             "(difference: MACRO of the per-sample differences; detectable: the smallest one this n and spread separate)")
+        show(pairs_table(ranked.ranking, [ranked.rank_by]), "pairs on their shared samples (difference: of the MACRO means; "
+             "detectable: the smallest difference this n and spread separate)")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
