@@ -21,7 +21,7 @@ METRIC_HEADERS = {"fg_psnr": "fPSNR", "fg_ssim": "fSSIM", "fg_motion": "fMotion"
                   "bg_change": "bChange", "bg_dynamics": "bDyn", "bg_static": "frozen", "bg_flicker": "bFlicker",
                   "clip_text": "clipTxt", "clip_consistency": "clipCons"}
 KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
-ROW_KEYS = ["model", RANK_COLUMN, "theme", "source", "bench"]  # what a row is, most telling first
+ROW_KEYS = ["model", "theme", RANK_COLUMN, "source", "bench"]  # what a row is, most telling first
 MAX_KEY_WIDTH = 28  # longer run labels wrap inside their cell
 MARKS = "n/a: unavailable for every sample (see the warnings); *: mean over the samples that had it; -: not measured"
 CI_NOTE = "±: half the 95% bootstrap interval over samples (bounds: summary.csv, --format csv/json)"

@@ -209,7 +209,7 @@ def with_ranks(board: pd.DataFrame, ranking: Ranking, rank_by: str | None = None
         for suffix, text in zip(RANK_SUFFIXES, (ranked.rank_text, ranked.letters.get)):
             board[column + suffix] = [text(m) if row and m in ranked.ranks else None for m, row in zip(board["model"], rows)]
     rank_by = rank_by or default_rank_by(ranking)
-    board.insert(list(board.columns).index("model") + 1, RANK_COLUMN, board[rank_by + RANK_SUFFIXES[0]])
+    board.insert(list(board.columns).index("theme") + 1, RANK_COLUMN, board[rank_by + RANK_SUFFIXES[0]])
     return board
 
 
