@@ -98,8 +98,9 @@ def _signs(n: int, permutations: int, rng: np.random.Generator):
         codes = np.arange(2 ** n)[:, None] >> np.arange(n)
         yield (codes & 1) * 2.0 - 1.0
         return
-    for start in range(0, permutations, CHUNK):
-        yield rng.integers(0, 2, (min(CHUNK, permutations - start), n)) * 2.0 - 1.0
+    for start in range(0, permutations, CHUNK):  # random bytes, one sign a bit: 4x faster than an integer each
+        random = rng.integers(0, 256, (min(CHUNK, permutations - start), (n + 7) // 8), dtype=np.uint8)
+        yield np.unpackbits(random, axis=1)[:, :n] * 2.0 - 1.0
 
 
 def sign_flip(diffs: np.ndarray, weights: np.ndarray, level: float, permutations: int = PERMUTATIONS,
@@ -136,8 +137,8 @@ def letter_groups(labels: list[str], separated: list[tuple[str, str]], means: di
 
 def _macro_weights(themes: list[str]) -> np.ndarray:
     """Per-sample weights that turn a weighted sum into the mean of theme means."""
-    counts = pd.Series(themes).value_counts()
-    return np.array([1.0 / (len(counts) * counts[t]) for t in themes])
+    _, index, counts = np.unique(themes, return_inverse=True, return_counts=True)
+    return 1.0 / (len(counts) * counts[index])
 
 
 def rank_metric(column: str, values: dict[str, dict[str, float]], themes: dict[str, str], alpha: float = ALPHA,
