@@ -60,8 +60,9 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
 
 def _rank_by_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rank-by", metavar="METRIC",
-                        help="the metric of the rank column (default: judge_overall when judged, else bg_dynamics); every "
-                             "ranked metric's cell carries letters: runs sharing one are not separable (docs/ranking.md)")
+                        help="the metric of the rank column (default: judge_overall when judged, else bg_dynamics); "
+                             "every ranked metric's cell carries letters: runs sharing one are not separable "
+                             "(docs/ranking.md)")
 
 
 def _tolerance(text: str) -> tuple[str, float]:
@@ -287,10 +288,11 @@ def _show_ranked(ranked, title: str, args: argparse.Namespace) -> None:
 
     for line in ranked.ranking.notes:
         warn(line)
-    show(ranked.board, title + (f" · rank by {ranked.rank_by}" if ranked.rank_by else ""), args.format, args.columns, args.ci)
+    title += f" · rank by {ranked.rank_by}" if ranked.rank_by else ""
+    show(ranked.board, title, args.format, args.columns, args.ci)
     if args.format == "table" and ranked.rank_by:
-        show(pairs_table(ranked.ranking, [ranked.rank_by]), "pairs on their shared samples (difference: of the MACRO means; "
-             "detectable: the smallest difference this n and spread separate)")
+        show(pairs_table(ranked.ranking, [ranked.rank_by]), "pairs on their shared samples (difference: of the MACRO "
+             "means; detectable: the smallest difference this n and spread separate)")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -301,7 +303,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     coverage = coverage_warning(args.runs)
     if coverage and not args.common:
         warn(coverage)
-    ranked = ranked_leaderboard(args.runs, args.published or [], args.common, "all" if args.all_themes else "MACRO", args.rank_by)
+    themes = "all" if args.all_themes else "MACRO"
+    ranked = ranked_leaderboard(args.runs, args.published or [], args.common, themes, args.rank_by)
     if args.csv:
         write_table(ranked.board, args.csv)
         console.print(f"wrote {args.csv}")
@@ -474,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing, or a metric was unavailable")
     _label_arg(p)
     p.add_argument("--compare", type=Path, nargs="+", metavar="OTHER_RUN",
-                   help="show the run's MACRO beside these runs (folders or summary CSVs) with ranks that say when they are tied")
+                   help="show the run's MACRO beside these runs (folders or summary CSVs), with ranks that say when "
+                        "they are tied")
     _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_table)
@@ -490,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
     p.add_argument("--common", action="store_true",
                    help="recompute every run's means over the samples all the runs scored (runs that cover different samples are warned about)")
-    p.add_argument("--csv", type=Path, help="write the merged table here (with <metric>_rank and <metric>_group columns)")
+    p.add_argument("--csv", type=Path, help="write the merged table here (with <metric>_rank, <metric>_group columns)")
     _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_leaderboard)

@@ -120,7 +120,8 @@ def sign_flip(diffs: np.ndarray, weights: np.ndarray, level: float, permutations
     return np.minimum(p, 1.0), detectable
 
 
-def letter_groups(labels: list[str], separated: list[tuple[str, str]], means: dict[str, float], higher: bool) -> dict[str, str]:
+def letter_groups(labels: list[str], separated: list[tuple[str, str]], means: dict[str, float],
+                  higher: bool) -> dict[str, str]:
     """Compact letter display (Piepho's insert-and-absorb): runs that share a letter are not
     separated; ``a`` goes to the group holding the best mean."""
     groups = [frozenset(labels)]
@@ -159,27 +160,31 @@ def rank_metric(column: str, values: dict[str, dict[str, float]], themes: dict[s
     adjusted = holm(p)
     found = [Pair(column, labels[a], labels[b], len(shared), float(weights @ diffs[:, k]), float(detectable[k]),
                   float(p[k]), float(adjusted[k]), bool(adjusted[k] <= alpha)) for k, (a, b) in enumerate(pairs)]
-    better = [(pair.better(), pair.second if pair.better() == pair.first else pair.first) for pair in found if pair.separated]
-    ranks = {label: (1 + sum(loser == label for _, loser in better), len(labels) - sum(winner == label for winner, _ in better))
-             for label in labels}
+    better = [(pair.better(), pair.second if pair.better() == pair.first else pair.first)
+              for pair in found if pair.separated]  # (winner, loser)
+    ranks = {label: (1 + sum(loser == label for _, loser in better),
+                     len(labels) - sum(winner == label for winner, _ in better)) for label in labels}
     means = {label: float(weights @ matrix[:, k]) for k, label in enumerate(labels)}
     return MetricRanking(column, len(shared), means, ranks, letter_groups(labels, better, means, higher), found)
 
 
-def rank_scores(runs: dict[str, Scores], alpha: float = ALPHA, permutations: int = PERMUTATIONS, seed: int = 0) -> Ranking:
+def rank_scores(runs: dict[str, Scores], alpha: float = ALPHA, permutations: int = PERMUTATIONS,
+                seed: int = 0) -> Ranking:
     """Every score column with a direction, ranked over the runs that have it (label -> scores);
     judge columns only when every judged run was judged by the same judge and rubric."""
     ranking = Ranking()
     themes = {i: s["theme"] for scores in runs.values() for i, s in scores.samples.items()}
-    columns = sorted({c for scores in runs.values() for s in scores.samples.values() for c in s["values"]}, key=column_order)
+    columns = sorted({c for scores in runs.values() for s in scores.samples.values() for c in s["values"]},
+                     key=column_order)
     judges = {scores.judge for scores in runs.values() if scores.judge}
     if len(judges) > 1:
-        ranking.notes.append(f"judge columns not ranked: the runs were judged by different judges ({'; '.join(sorted(judges))})")
+        ranking.notes.append(f"judge columns not ranked: the runs were judged by different judges "
+                             f"({'; '.join(sorted(judges))})")
     for column in columns:
         if higher_is_better(column) is None or (column.startswith("judge_") and len(judges) > 1):
             continue
-        values = {label: {i: s["values"][column] for i, s in scores.samples.items() if s["values"].get(column) is not None}
-                  for label, scores in runs.items()}
+        values = {label: {i: s["values"][column] for i, s in scores.samples.items()
+                          if s["values"].get(column) is not None} for label, scores in runs.items()}
         ranked = rank_metric(column, values, themes, alpha, permutations, seed)
         if ranked is not None:
             ranking.metrics[column] = ranked
@@ -208,7 +213,8 @@ def with_ranks(board: pd.DataFrame, ranking: Ranking, rank_by: str | None = None
         return board
     for column, ranked in ranking.metrics.items():
         for suffix, text in zip(RANK_SUFFIXES, (ranked.rank_text, ranked.letters.get)):
-            board[column + suffix] = [text(m) if row and m in ranked.ranks else None for m, row in zip(board["model"], rows)]
+            board[column + suffix] = [text(m) if row and m in ranked.ranks else None
+                                      for m, row in zip(board["model"], rows)]
     rank_by = rank_by or default_rank_by(ranking)
     board.insert(list(board.columns).index("theme") + 1, RANK_COLUMN, board[rank_by + RANK_SUFFIXES[0]])
     return board
@@ -243,7 +249,8 @@ def add_ranks(board: pd.DataFrame, runs: list[Path], labels: list[str], rank_by:
     paper = bool("source" in board and board["source"].eq("paper").any())
     unranked = [label for label in labels if label not in folders] + (["published rows"] if paper else [])
     if unranked:
-        ranking.notes.insert(0, f"{', '.join(unranked)}: no per-sample values (summary CSVs, published numbers), shown without ranks")
+        ranking.notes.insert(0, f"{', '.join(unranked)}: no per-sample values (summary CSVs, published numbers), "
+                                "shown without ranks")
     if len(folders) < 2 and len(labels) + paper > 1:
         ranking.notes.append("no ranks: ranks need at least two run folders (with samples.jsonl or judge.jsonl)")
     board = with_ranks(board, ranking, rank_by)

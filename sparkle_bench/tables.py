@@ -29,7 +29,8 @@ CI_SUFFIXES = ("_ci_lo", "_ci_hi")
 # ``rank``: the rank range of the column the board is ranked by.
 RANK_SUFFIXES = ("_rank", "_group")
 RANK_COLUMN = "rank"
-RANK_NOTE = "a, b: runs sharing a letter are not separable on their shared samples; rank: best-worst the tests allow (docs/ranking.md)"
+RANK_NOTE = ("a, b: runs sharing a letter are not separable on their shared samples; "
+             "rank: best-worst the tests allow (docs/ranking.md)")
 BOOTSTRAP_DRAWS = 2000
 # One column order for every view and file: counts, then scores subject -> background -> learned,
 # then the rest (judge dimensions in their rubric's order), each score followed by its interval.

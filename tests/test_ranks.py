@@ -24,14 +24,14 @@ from .crafted import ok, write_run
 
 
 def bench_of(n: int, themes: tuple[str, ...] = ("location", "season")) -> Bench:
-    samples = tuple(Sample(f"Rk_{themes[i % len(themes)]}_{i:03d}", themes[i % len(themes)], "p", Path(f"/nonexistent/{i}.mp4"))
-                    for i in range(n))
+    theme = [themes[i % len(themes)] for i in range(n)]
+    samples = tuple(Sample(f"Rk_{theme[i]}_{i:03d}", theme[i], "p", Path(f"/nonexistent/{i}.mp4")) for i in range(n))
     return Bench("ranks", Path("/nonexistent"), samples, checksum="r0")
 
 
 def folder(tmp_path: Path, bench: Bench, label: str, values: np.ndarray, column: str = "bg_dynamics") -> Path:
-    return write_run(tmp_path / label, bench, {s.id: ok(**{column: round(float(v), 6)}) for s, v in zip(bench.samples, values)},
-                     label=label)
+    records = {s.id: ok(**{column: round(float(v), 6)}) for s, v in zip(bench.samples, values)}
+    return write_run(tmp_path / label, bench, records, label=label)
 
 
 def ranked(runs: list[Path], column: str = "bg_dynamics"):
@@ -74,7 +74,8 @@ def test_noise_differences_tie_even_with_a_higher_mean(bench, tmp_path):
     pair = metric.pairs[0]
     assert not pair.separated and pair.p_holm > ALPHA
     # what this comparison could have seen: about 1.96 sd / sqrt(n) of the per-sample differences
-    assert pair.detectable == pytest.approx(1.96 * 0.2 / math.sqrt(40), rel=0.15) and pair.detectable > abs(pair.difference)
+    assert pair.detectable == pytest.approx(1.96 * 0.2 / math.sqrt(40), rel=0.15)
+    assert pair.detectable > abs(pair.difference)
 
 
 def test_a_clearly_better_run_is_rank_one_and_the_rest_stay_tied(bench, tmp_path):
@@ -92,7 +93,8 @@ def test_a_clearly_better_run_is_rank_one_and_the_rest_stay_tied(bench, tmp_path
 def test_lower_is_better_metrics_rank_the_lowest_first(bench, tmp_path):
     rng = np.random.default_rng(5)
     base = 0.02 + 0.005 * rng.random(40)
-    runs = [folder(tmp_path, bench, "steady", base, "bg_flicker"), folder(tmp_path, bench, "flicker", base + 0.01, "bg_flicker")]
+    runs = [folder(tmp_path, bench, "steady", base, "bg_flicker"),
+            folder(tmp_path, bench, "flicker", base + 0.01, "bg_flicker")]
     assert ranked(runs, "bg_flicker").ranks == {"steady": (1, 1), "flicker": (2, 2)}
 
 
@@ -103,8 +105,8 @@ def test_a_chain_reads_overlapping_ranges_and_only_the_ends_separate(bench, tmp_
     rng = np.random.default_rng(6)
     base = 1 + rng.normal(0, 1, 40)
     u = 0.5 * standard(rng, 40)
-    runs = [folder(tmp_path, bench, "A", base + 0.2 + 0.02 * standard(rng, 40)), folder(tmp_path, bench, "B", base + 0.1 + u),
-            folder(tmp_path, bench, "C", base)]
+    runs = [folder(tmp_path, bench, "A", base + 0.2 + 0.02 * standard(rng, 40)),
+            folder(tmp_path, bench, "B", base + 0.1 + u), folder(tmp_path, bench, "C", base)]
     assert overlap(macro_interval(bench, runs[0]), macro_interval(bench, runs[2]))
     metric = ranked(runs)
     assert {k: metric.rank_text(k) for k in "ABC"} == {"A": "1-2", "B": "1-3", "C": "2-3"}
@@ -116,13 +118,16 @@ def test_a_chain_reads_overlapping_ranges_and_only_the_ends_separate(bench, tmp_
 def test_macro_difference_is_the_difference_of_macro_means_on_unbalanced_themes(tmp_path):
     """Pairs are tested on MACRO (mean of theme means), as the table shows it, not the pooled mean."""
     bench = bench_of(30, ("location", "season", "style"))
-    small = Bench("ranks", bench.root, tuple(s for s in bench.samples if s.theme != "style" or int(s.id[-3:]) < 6), "r0")
+    small = Bench("ranks", bench.root, tuple(s for s in bench.samples if s.theme != "style" or int(s.id[-3:]) < 6),
+                  "r0")  # 10, 10 and 2 samples a theme
     rng = np.random.default_rng(7)
     one = folder(tmp_path, small, "one", rng.normal(1, 0.3, len(small.samples)))
-    two = folder(tmp_path, small, "two", rng.normal(1, 0.3, len(small.samples)) + [0.5 * (s.theme == "style") for s in small.samples])
+    style = np.array([0.5 * (s.theme == "style") for s in small.samples])
+    two = folder(tmp_path, small, "two", rng.normal(1, 0.3, len(small.samples)) + style)
     from sparkle_bench.tables import run_records
 
-    macro = {r: summarize(small, run_records(r), "m").set_index("theme").loc["MACRO", "bg_dynamics"] for r in (one, two)}
+    macro = {r: summarize(small, run_records(r), "m").set_index("theme").loc["MACRO", "bg_dynamics"]
+             for r in (one, two)}
     pair = ranked([one, two]).pairs[0]
     assert pair.difference == pytest.approx(macro[one] - macro[two], abs=2e-4)
 
@@ -151,9 +156,11 @@ def test_pure_noise_over_many_runs_and_seeds_keeps_false_separations_within_alph
     for seed in range(draws):
         rng = np.random.default_rng(1000 + seed)
         base = rng.normal(1, 1, 24)
-        runs = {f"r{k}": Scores("ranks", "r0", f"r{k}", None, {s.id: {"theme": s.theme, "values": {"bg_dynamics": b + e}}
-                                                              for s, b, e in zip(bench.samples, base, rng.normal(0, 0.3, 24))})
-                for k in range(5)}
+        runs = {}
+        for k in range(5):
+            values = base + rng.normal(0, 0.3, 24)
+            runs[f"r{k}"] = Scores("ranks", "r0", f"r{k}", None, {s.id: {"theme": s.theme, "values": {"bg_dynamics": v}}
+                                                                  for s, v in zip(bench.samples, values)})
         pairs = rank_scores(runs, permutations=999, seed=seed).metrics["bg_dynamics"].pairs
         any_holm += any(p.separated for p in pairs)
         any_raw += any(p.p <= ALPHA for p in pairs)
@@ -174,7 +181,8 @@ def demo_runs(demo, tmp_path) -> list[Path]:
     values = {"good": base + 0.3 + 0.01 * standard(rng, 12), "twin": base + 0.05 * standard(rng, 12), "other": base}
     runs = []
     for label, column in values.items():
-        records = {s.id: ok(bg_dynamics=round(float(v), 6), fg_psnr=30.0 + i % 3) for i, (s, v) in enumerate(zip(demo.samples, column))}
+        records = {s.id: ok(bg_dynamics=round(float(v), 6), fg_psnr=30.0 + i % 3)
+                   for i, (s, v) in enumerate(zip(demo.samples, column))}
         runs.append(write_run(tmp_path / label, demo, records, label=label))
         assert main(["table", str(runs[-1]), "--format", "csv"]) == 0
     return runs
@@ -185,7 +193,8 @@ def test_leaderboard_csv_terminal_and_markdown_show_the_ties(demo_runs, tmp_path
     the cells, the legend and each pair's verdict; published rows stay unranked with a line saying why."""
     capsys.readouterr()
     board = tmp_path / "board.csv"
-    assert main(["leaderboard", *map(str, demo_runs), "--published", "sparkle_bench", "--csv", str(board), "--format", "csv"]) == 0
+    runs = list(map(str, demo_runs))
+    assert main(["leaderboard", *runs, "--published", "sparkle_bench", "--csv", str(board), "--format", "csv"]) == 0
     err = capsys.readouterr().err.replace("\n", " ")
     assert "published rows: no per-sample values" in err
     frame = pd.read_csv(board).set_index("model")
@@ -224,7 +233,7 @@ def test_table_compare_and_summary_csvs(demo_runs, tmp_path, capsys):
     csv.write_text((demo_runs[2] / "summary.csv").read_text())
     assert main(["leaderboard", str(demo_runs[0]), str(demo_runs[1]), str(csv), "--format", "csv"]) == 0
     out, err = capsys.readouterr()
-    assert "other: no per-sample values (summary CSVs, published numbers), shown without ranks" in err.replace("\n", " ")
+    assert "other: no per-sample values (summary CSVs, published numbers), shown without ranks" in " ".join(err.split())
     frame = pd.read_csv(io.StringIO(out), dtype={"rank": str}).set_index("model")
     assert frame.loc["good", "rank"] == "1" and frame.loc["twin", "rank"] == "2" and pd.isna(frame.loc["other", "rank"])
 

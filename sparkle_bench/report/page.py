@@ -6,6 +6,7 @@ Every string that comes from data (prompts, labels, ids, judge answers, paths) g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -50,8 +51,8 @@ def _value_cell(row: pd.Series, column: str) -> str:
         spread = f"<small class=\"ci\" title=\"95% bootstrap interval {number(float(low))} to {number(float(high))}\"> ±{number((float(high) - float(low)) / 2)}</small>"
     letters = row.get(column + RANK_SUFFIXES[1])
     if isinstance(letters, str) and text not in ("n/a", "-"):
-        spread += (f"<small class=\"group\" title=\"rank {esc(row.get(column + RANK_SUFFIXES[0]))}; runs sharing a letter are "
-                   f"not separable\"> {esc(letters)}</small>")
+        tip = f"rank {row.get(column + RANK_SUFFIXES[0])}; runs sharing a letter are not separable"
+        spread += f"<small class=\"group\" title=\"{esc(tip)}\"> {esc(letters)}</small>"
     return f"<td data-v=\"{sort_value}\"{kind}{note}>{esc(text)}{spread}</td>"
 
 
@@ -89,7 +90,8 @@ def leaderboard(board: pd.DataFrame, table_id: str) -> str:
     return (f"<div class=\"scroll\"><table class=\"board sortable\" id=\"{table_id}\"><thead><tr>{top}</tr><tr>{''.join(heads)}</tr></thead>"
             f"{''.join(bodies)}</table></div>"
             f"<p class=\"legend\">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. ±: half the width of the 95% bootstrap "
-            f"interval over samples (hover for its bounds). {esc(RANK_NOTE) + '. ' if ranked else ''}Click a header to sort. "
+            f"interval over samples (hover for its bounds). {esc(RANK_NOTE) + '. ' if ranked else ''}"
+            f"Click a header to sort. "
             f"Published rows (<span class=\"badge\">paper</span>) are the paper's numbers as reported: they are sorted on their own "
             f"and never averaged with measured rows.</p>")
 
@@ -99,11 +101,13 @@ def comparisons(pairs: pd.DataFrame, rank_by: str | None) -> str:
     if pairs.empty:
         return "<p class=\"note\">No ranks: they need at least two run folders with per-sample values.</p>"
     body = "".join(f"<tr><td>{esc(r.runs)}</td><td>{esc(r.verdict)}</td><td>{r.n}</td><td>{number(r.difference)}</td>"
-                   f"<td>{number(r.detectable) if r.detectable != float('inf') else 'none'}</td><td>{r.p_holm:.3g}</td></tr>"
+                   f"<td>{number(r.detectable) if math.isfinite(r.detectable) else 'none'}</td>"
+                   f"<td>{r.p_holm:.3g}</td></tr>"
                    for r in pairs.itertuples())
-    return (f"<table class=\"board\" id=\"pairs\"><thead><tr><th>{esc(rank_by)}</th><th>verdict</th><th>n</th><th>difference</th>"
-            f"<th>detectable</th><th>p (Holm)</th></tr></thead><tbody>{body}</tbody></table>"
-            "<p class=\"legend\">Each pair on the samples every ranked run scored: difference = MACRO of the per-sample "
+    heads = "".join(f"<th>{esc(h)}</th>" for h in (rank_by, "verdict", "n", "difference", "detectable", "p (Holm)"))
+    return (f"<table class=\"board\" id=\"pairs\"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>"
+            "<p class=\"legend\">Each pair on the samples every ranked run scored: difference = MACRO of the "
+            "per-sample "
             "differences (first minus second); detectable = the smallest difference this many samples with this spread "
             "separate (none: too few samples); p: two-sided sign-flip test, Holm-adjusted over the metric's pairs. "
             "Tied pairs are not separable: read their order as unknown.</p>")
