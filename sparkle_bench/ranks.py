@@ -158,7 +158,8 @@ def rank_metric(column: str, values: dict[str, dict[str, float]], themes: dict[s
     level = alpha / len(pairs)
     p, detectable = sign_flip(diffs, weights, level, permutations, zlib.crc32(f"{column}|{seed}".encode()))
     adjusted = holm(p)
-    found = [Pair(column, labels[a], labels[b], len(shared), float(weights @ diffs[:, k]), float(detectable[k]),
+    difference = np.round(weights @ diffs, 12) + 0.0  # no "-0.0000" for runs that do not differ
+    found = [Pair(column, labels[a], labels[b], len(shared), float(difference[k]), float(detectable[k]),
                   float(p[k]), float(adjusted[k]), bool(adjusted[k] <= alpha)) for k, (a, b) in enumerate(pairs)]
     better = [(pair.better(), pair.second if pair.better() == pair.first else pair.first)
               for pair in found if pair.separated]  # (winner, loser)
@@ -180,6 +181,7 @@ def rank_scores(runs: dict[str, Scores], alpha: float = ALPHA, permutations: int
     if len(judges) > 1:
         ranking.notes.append(f"judge columns not ranked: the runs were judged by different judges "
                              f"({'; '.join(sorted(judges))})")
+    too_few = []
     for column in columns:
         if higher_is_better(column) is None or (column.startswith("judge_") and len(judges) > 1):
             continue
@@ -189,7 +191,9 @@ def rank_scores(runs: dict[str, Scores], alpha: float = ALPHA, permutations: int
         if ranked is not None:
             ranking.metrics[column] = ranked
         elif sum(bool(v) for v in values.values()) > 1:
-            ranking.notes.append(f"{column} not ranked: fewer than 2 samples have a value in every run")
+            too_few.append(column)
+    if too_few:
+        ranking.notes.append(f"not ranked, fewer than 2 samples have a value in every run: {', '.join(too_few)}")
     return ranking
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from sparkle_bench.bench import Bench, Sample, open_bench
 from sparkle_bench.cli import main
-from sparkle_bench.ranks import ALPHA, holm, letter_groups, rank_scores, ranked_leaderboard
+from sparkle_bench.ranks import ALPHA, default_rank_by, holm, letter_groups, rank_scores, ranked_leaderboard
 from sparkle_bench.regress import Scores, run_scores
 from sparkle_bench.tables import summarize
 
@@ -254,3 +254,19 @@ def test_report_shows_rank_ranges_letters_and_pairs(demo_runs, tmp_path):
 def test_ranked_leaderboard_is_reproducible(demo_runs):
     first, again = ranked_leaderboard(demo_runs), ranked_leaderboard(demo_runs)
     assert first.board.equals(again.board) and first.rank_by == "bg_dynamics"
+
+
+def test_judge_columns_rank_only_under_one_judge_and_lead_the_default():
+    bench = bench_of(20)
+
+    def scores(label: str, judge: str, shift: float) -> Scores:
+        values = [{"bg_dynamics": 0.5 + 0.01 * i, "judge_overall": 3.0 + shift + 0.1 * (i % 3)} for i in range(20)]
+        samples = {s.id: {"theme": s.theme, "values": v} for s, v in zip(bench.samples, values)}
+        return Scores("ranks", "r0", label, judge, samples)
+
+    same = rank_scores({"a": scores("a", "j | v1", 1.0), "b": scores("b", "j | v1", 0.0)})
+    assert default_rank_by(same) == "judge_overall"
+    assert same.metrics["judge_overall"].ranks == {"a": (1, 1), "b": (2, 2)}
+    other = rank_scores({"a": scores("a", "j | v1", 1.0), "b": scores("b", "k | v1", 0.0)})
+    assert "judge_overall" not in other.metrics and default_rank_by(other) == "bg_dynamics"
+    assert other.notes == ["judge columns not ranked: the runs were judged by different judges (j | v1; k | v1)"]
