@@ -58,6 +58,13 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
                        help="show each mean with ± half its 95%% bootstrap interval over samples (csv and json always carry the bounds)")
 
 
+def _rank_by_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rank-by", metavar="METRIC",
+                        help="the metric of the rank column (default: judge_overall when judged, else bg_dynamics); "
+                             "every ranked metric's cell carries letters: runs sharing one are not separable "
+                             "(docs/ranking.md)")
+
+
 def _tolerance(text: str) -> tuple[str, float]:
     name, value = _model_option(text)
     try:
@@ -133,14 +140,16 @@ def _judge_options(args: argparse.Namespace):
     return JudgeOptions(backend=args.judge, **{name: getattr(args, name) for name in names})
 
 
-def _print_table(result, args: argparse.Namespace) -> int:
-    """The table stage's output: notes, the table (in ``--format``), why any metric had no value."""
+def _print_table(result, args: argparse.Namespace, shown: bool = True) -> int:
+    """The table stage's output: notes, the table (in ``--format``, unless not ``shown``), why any
+    metric had no value."""
     from .display import show
     from .log import warn
 
     for line in result.notes:
         warn(line)
-    show(result.summary, f"{result.run_dir}/summary.csv", args.format, args.columns, args.ci)
+    if shown:
+        show(result.summary, f"{result.run_dir}/summary.csv", args.format, args.columns, args.ci)
     for line in result.unavailable:
         warn(line)
     return _exit(result)
@@ -204,7 +213,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     from .api import summarize
 
     result = summarize(args.run, missing_policy=args.missing_policy, strict=args.strict, label=args.label)
-    return _print_table(result, args)
+    code = _print_table(result, args, shown=not args.compare)
+    if args.compare:
+        from .ranks import ranked_leaderboard
+
+        ranked = ranked_leaderboard([args.run, *args.compare], rank_by=args.rank_by)
+        _show_ranked(ranked, f"{args.run} beside {len(args.compare)} other run(s)", args)
+    return code
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
@@ -227,19 +242,35 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
+def _show_ranked(ranked, title: str, args: argparse.Namespace) -> None:
+    """A ranked board, its notes, and (terminal view) the comparisons of the metric it is ranked by."""
     from .display import show
     from .log import warn
-    from .tables import coverage_warning, leaderboard_inputs, merge_leaderboard, write_table
+    from .ranks import pairs_table
+
+    for line in ranked.ranking.notes:
+        warn(line)
+    title += f" · rank by {ranked.rank_by}" if ranked.rank_by else ""
+    show(ranked.board, title, args.format, args.columns, args.ci)
+    if args.format == "table" and ranked.rank_by:
+        show(pairs_table(ranked.ranking, [ranked.rank_by]), "pairs on their shared samples (difference: of the MACRO "
+             "means; detectable: the smallest difference this n and spread separate)")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .log import warn
+    from .ranks import ranked_leaderboard
+    from .tables import coverage_warning, write_table
 
     coverage = coverage_warning(args.runs)
     if coverage and not args.common:
         warn(coverage)
-    board = merge_leaderboard(leaderboard_inputs(args.runs, args.published or [], args.common), "all" if args.all_themes else "MACRO")
+    themes = "all" if args.all_themes else "MACRO"
+    ranked = ranked_leaderboard(args.runs, args.published or [], args.common, themes, args.rank_by)
     if args.csv:
-        write_table(board, args.csv)
+        write_table(ranked.board, args.csv)
         console.print(f"wrote {args.csv}")
-    show(board, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args.format, args.columns, args.ci)
+    _show_ranked(ranked, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args)
     return 0
 
 
@@ -409,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge failures/missing: left out of the means (published behaviour) or scored 1")
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing, or a metric was unavailable")
     _label_arg(p)
+    p.add_argument("--compare", type=Path, nargs="+", metavar="OTHER_RUN",
+                   help="show the run's MACRO beside these runs (folders or summary CSVs), with ranks that say when "
+                        "they are tied")
+    _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_table)
 
@@ -423,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
     p.add_argument("--common", action="store_true",
                    help="recompute every run's means over the samples all the runs scored (runs that cover different samples are warned about)")
-    p.add_argument("--csv", type=Path, help="write the merged table here")
+    p.add_argument("--csv", type=Path, help="write the merged table here (with <metric>_rank, <metric>_group columns)")
+    _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_leaderboard)
 

@@ -27,6 +27,13 @@ UNAVAILABLE_COLUMN = "unavailable"
 LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
 # 95% percentile bootstrap interval of each mean, over samples: ``<column>_ci_lo``, ``<column>_ci_hi``.
 CI_SUFFIXES = ("_ci_lo", "_ci_hi")
+# From sparkle_bench.ranks, on the MACRO rows of ranked runs: ``<column>_rank`` (the range of ranks the
+# paired tests allow, "1-3") and ``<column>_group`` (letters: runs sharing one are not separable);
+# ``rank``: the rank range of the column the board is ranked by.
+RANK_SUFFIXES = ("_rank", "_group")
+RANK_COLUMN = "rank"
+RANK_NOTE = ("a, b: runs sharing a letter are not separable on their shared samples; "
+             "rank: best-worst the tests allow (docs/ranking.md)")
 BOOTSTRAP_DRAWS = 2000
 # One column order for every view and file: counts, then metrics in the order their classes declare
 # (subject -> background -> learned), then the rest (judge dimensions in their rubric's order), each
@@ -80,6 +87,15 @@ def is_interval(column: str) -> bool:
     return column.endswith(CI_SUFFIXES)
 
 
+def companion_columns(column: str) -> list[str]:
+    """The columns that belong to a score column: its interval bounds, then its rank and letters."""
+    return [column + suffix for suffix in CI_SUFFIXES + RANK_SUFFIXES]
+
+
+def is_companion(column: str) -> bool:
+    return column.endswith(CI_SUFFIXES + RANK_SUFFIXES)
+
+
 def column_rank(column: str) -> tuple[int, float]:
     """Sort key of a value column in the one order every view uses (unknown columns keep theirs)."""
     from .metrics import declared
@@ -94,13 +110,14 @@ def column_rank(column: str) -> tuple[int, float]:
 
 def canonical_order(table: pd.DataFrame) -> pd.DataFrame:
     """Text columns first (as they are), then values in :func:`column_rank` order, each score
-    followed by its interval, the ``unavailable`` column last."""
-    text = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not pd.api.types.is_numeric_dtype(table[c])]
-    values = [c for c in table.columns if c not in text and c != UNAVAILABLE_COLUMN and not is_interval(c)]
+    followed by its interval and rank, the ``unavailable`` column last."""
+    text = [c for c in table.columns
+            if c != UNAVAILABLE_COLUMN and not is_companion(c) and not pd.api.types.is_numeric_dtype(table[c])]
+    values = [c for c in table.columns if c not in text and c != UNAVAILABLE_COLUMN and not is_companion(c)]
     values = sorted(values, key=column_rank)
     ordered = []
     for column in values:
-        ordered += [column] + [c for c in interval_columns(column) if c in table.columns]
+        ordered += [column] + [c for c in companion_columns(column) if c in table.columns]
     rest = [c for c in table.columns if c not in text and c not in ordered and c != UNAVAILABLE_COLUMN]
     return table[text + ordered + rest + ([UNAVAILABLE_COLUMN] if UNAVAILABLE_COLUMN in table.columns else [])]
 

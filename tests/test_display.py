@@ -99,9 +99,9 @@ def test_leaderboard_csv_has_integer_counts_and_run_labels(demo, tmp_path, capsy
     assert "12.0000" not in text and "458.0000" not in text
     frame = pd.read_csv(board)
     assert frame["model"].tolist() == ["kiwi-edit", "my baseline", "Kiwi-Edit", "Kiwi-Sparkle", "Lucy-Edit-1.1"]
-    assert re.search(r"\nsparkle,Kiwi-Edit,paper,MACRO,458,,,,", text)
-    assert re.search(r"\ndemo,kiwi-edit,measured,MACRO,12,9,1,2,", text)
-    assert capsys.readouterr().out.splitlines()[0].startswith("bench,model,source,theme,n_total")
+    assert re.search(r"\nsparkle,Kiwi-Edit,paper,MACRO,,458,,,,", text)
+    assert re.search(r"\ndemo,kiwi-edit,measured,MACRO,1-2,12,9,1,2,", text)
+    assert capsys.readouterr().out.splitlines()[0].startswith("bench,model,source,theme,rank,n_total")
 
 
 def test_columns_and_markdown(demo, tmp_path, capsys):
