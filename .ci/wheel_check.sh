@@ -14,12 +14,18 @@ case "$work/" in "$repo"/*) echo "FAIL: scratch folder $work is inside the check
 step() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - start)); }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# The scratch folder is a foreign git repository (as a project with its .venv inside is): nothing of it may
+# pass for the harness's commit.
+git -C "$work" init -q && git -C "$work" -c user.name=ci -c user.email=ci@localhost commit -q --allow-empty -m project
 step "fresh virtualenv in $work/venv"
 # Nothing of the checkout or of an activated environment may reach the installed package.
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV PYTHONSTARTUP
 "${PYTHON:-python3}" -m venv "$work/venv"
 venv="$work/venv"
-pip() { "$venv/bin/python" -m pip --disable-pip-version-check "$@" > "$work/pip.log" 2>&1 || { tail -30 "$work/pip.log" >&2; return 1; }; }
+pip() {
+    "$venv/bin/python" -m pip --disable-pip-version-check "$@" > "$work/pip.log" 2>&1 \
+        || { tail -30 "$work/pip.log" >&2; return 1; }
+}
 
 step "wheel from the working tree (tracked and new files, no build leftovers)"
 mkdir "$work/src"
@@ -66,9 +72,15 @@ quiet() { "$@" > "$work/out.txt" 2>&1 || { code=$?; tail -30 "$work/out.txt" >&2
 step "example: eval --subset smoke --strict (the version you trust), then baseline"
 quiet sparkle-bench eval --bench demo --subset smoke --model reference --run-name trusted --label trusted --strict
 mkdir ci && sparkle-bench baseline runs/trusted --out ci/sparkle-baseline.json
+python - runs/trusted/provenance.json <<'PY'
+import json, sys
+provenance = json.load(open(sys.argv[1]))
+assert provenance["git_hash"] == "unknown", f"an installed harness recorded the commit {provenance['git_hash']}"
+assert provenance["selection"]["subset"] == "smoke", provenance["selection"]
+PY
 step "example: eval --subset smoke --strict (the candidate: an identical re-run), regress passes"
 quiet sparkle-bench eval --bench demo --subset smoke --model reference --run-name ci --label candidate --strict
-sparkle-bench regress runs/ci --baseline ci/sparkle-baseline.json > regress.txt || fail "identical re-run: regress exit $?"
+sparkle-bench regress runs/ci --baseline ci/sparkle-baseline.json > regress.txt 2>&1 || fail "identical re-run: regress exit $?"
 sparkle-bench regress runs/ci --baseline ci/sparkle-baseline.json --format md > summary.md
 grep -q "^no regression" regress.txt || fail "identical re-run: $(tail -3 regress.txt)"
 
@@ -78,9 +90,10 @@ step "frozen candidate (still-composite) against a reference baseline, 8 samples
 quiet sparkle-bench eval --bench demo --limit 8 --model reference --run-name trusted8 --label trusted --strict
 sparkle-bench baseline runs/trusted8 --out ci/baseline8.json > /dev/null
 quiet sparkle-bench eval --bench demo --limit 8 --model still-composite --run-name frozen --label frozen --strict
-set +e; sparkle-bench regress runs/frozen --baseline ci/baseline8.json > frozen.txt; code=$?; set -e
+set +e; sparkle-bench regress runs/frozen --baseline ci/baseline8.json > frozen.txt 2>&1; code=$?; set -e
 [ $code -eq 1 ] || { cat frozen.txt; fail "frozen candidate: regress exit $code, want 1"; }
-grep -E "bg_(dynamics|static)" frozen.txt | head -2
+grep "^regression: " frozen.txt || fail "frozen candidate: no regression line"
+grep -q "^regression: .*bg_dynamics" frozen.txt || fail "frozen candidate: bg_dynamics did not fail"
 
 step "example: leaderboard and report --published sparkle_bench --copy-media"
 sparkle-bench leaderboard runs/ci --published sparkle_bench --format md > leaderboard.md
