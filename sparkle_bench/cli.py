@@ -34,7 +34,7 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--themes", type=_csv_list, help="comma-separated themes")
     group.add_argument("--ids", type=_csv_list, help="comma-separated sample ids")
     group.add_argument("--limit", type=int, help="at most N samples, stratified by theme, deterministic")
-    group.add_argument("--subset", help="a named subset from data_manifests/subsets (e.g. smoke)")
+    group.add_argument("--subset", help="a named subset shipped with the package (e.g. smoke; `ls subsets`) or a subset .json file")
     group.add_argument("--masks", type=Path, help="folder of foreground masks ({theme}/{id}.npz or {id}.npz)")
 
 

@@ -83,8 +83,8 @@ def short_header(column: str, titles: dict[str, str]) -> str:
 
 def number(value: float) -> str:
     """Three significant digits, no exponent (at most 4 decimals)."""
-    if value == 0:
-        return "0"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"  # 0, inf (regress: what one sample could detect), nan
     decimals = 2 - math.floor(math.log10(abs(value)))
     return f"{value:.{min(max(decimals, 0), 4)}f}"
 

@@ -44,10 +44,13 @@ def run_label(provenance: dict) -> str:
 
 
 def harness_git_hash() -> str:
+    """The checkout's commit when the package runs from one; "unknown" when installed (its folder may sit inside
+    another repository, e.g. a project's .venv, whose commit says nothing about the harness)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return "unknown"
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5,
-        )
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ MISSING_POLICIES = ("exclude", "floor")
 MACRO = "MACRO"
 # Per row, the metrics some scored samples could not have and how many: "fg_psnr:8;fg_ssim:8".
 UNAVAILABLE_COLUMN = "unavailable"
-LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
+# Published leaderboards ship as package data (``importlib.resources``: found wherever the package is installed).
+LEADERBOARDS = resources.files("sparkle_bench") / "data" / "leaderboards"
 # 95% percentile bootstrap interval of each mean, over samples: ``<column>_ci_lo``, ``<column>_ci_hi``.
 CI_SUFFIXES = ("_ci_lo", "_ci_hi")
 # From sparkle_bench.ranks, on the MACRO rows of ranked runs: ``<column>_rank`` (the range of ranks the
@@ -381,9 +383,10 @@ def published_rows(name: str) -> pd.DataFrame:
     """A shipped leaderboard of published numbers (``source=paper``): ``sparkle_bench``, ``openve_bench``."""
     path = LEADERBOARDS / f"{name}.csv"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in LEADERBOARDS.glob("*.csv")))
+        known = ", ".join(sorted(p.name.removesuffix(".csv") for p in LEADERBOARDS.iterdir() if p.name.endswith(".csv")))
         raise FileNotFoundError(f"no published leaderboard {name!r}; shipped: {known}")
-    return pd.read_csv(path)
+    with path.open("rb") as handle:
+        return pd.read_csv(handle)
 
 
 def merge_leaderboard(tables: list[pd.DataFrame], themes: str = MACRO) -> pd.DataFrame:

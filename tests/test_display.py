@@ -156,3 +156,10 @@ def test_legend_lines_never_break_inside_an_entry():
     assert lines == notes  # each too long to share a line: one a line, whole
     assert legend_lines(notes[:1] + ["N=n_total"], 40) == ["OVQ=Overall Visual Quality  N=n_total"]
     assert legend_lines(["a very long note that is wider than the line"], 10) == ["a very long note that is wider than the line"]
+
+
+def test_number_writes_infinite_values():
+    """``regress`` reports ``inf`` as what a one-sample group could detect; ``--format md`` printed it by crashing."""
+    from sparkle_bench.display import number
+
+    assert [number(v) for v in (0.0, float("inf"), -float("inf"), 38.4045, 0.01184)] == ["0", "inf", "-inf", "38.4", "0.0118"]

@@ -22,7 +22,7 @@ from sparkle_bench.models.kiwi.sidecar import entry, fingerprint, sidecar_text
 from sparkle_bench.models.kiwi.sources import open_kiwi
 
 from .test_train import WIDE, config_file, pairs  # noqa: F401 (fixture)
-from .tiny_kiwi import tiny_kiwi_model
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 
 SMALL = ["--model-option", "pixel_budget=4096", "--model-option", "steps=2", "--model-option", "max_frames=5"]
 
@@ -166,7 +166,7 @@ def test_hub_bases_are_recorded_with_their_revision_and_found_from_the_cache(tmp
 
     from sparkle_bench.models import load_model
 
-    from .hub_layout import KIWI_SPARKLE, QWEN, WAN_BASE, build_hub_repo, install_in_cache
+    from sparkle_bench.testing.hub_layout import KIWI_SPARKLE, QWEN, WAN_BASE, build_hub_repo, install_in_cache
 
     cache = tmp_path / "cache"
     base, qwen = install_in_cache(WAN_BASE, cache, "a" * 40), install_in_cache(QWEN, cache, "b" * 40)

@@ -21,12 +21,12 @@ from torch import nn
 from sparkle_bench.models.kiwi.checkpoints import diffsynth_state
 from sparkle_bench.models.kiwi.sampler import FlowSchedule
 from sparkle_bench.models.kiwi.sidecar import fingerprint
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.train.config import TrainConfig, load_config
 from sparkle_bench.train.data import resize_crop
 from sparkle_bench.train.model import FlowMatchingObjective, lr_factor
 
 from .test_train import config_file, pairs  # noqa: F401 (fixture)
-from .tiny_kiwi import tiny_kiwi_model
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
