@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _import_videox_fun(root: Path):
     """VideoX-Fun's transformer and control pipeline modules, stubbing modules absent here."""
@@ -100,7 +98,7 @@ def main() -> None:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from sparkle_bench.synth.generators import Renderer
-    from tests.tiny_fun_control import tiny_fun_control
+    from sparkle_bench.testing.tiny_fun_control import tiny_fun_control
 
     transformer_module, pipeline_module = _import_videox_fun(args.videox_fun.resolve())
     with tempfile.TemporaryDirectory() as tmp:

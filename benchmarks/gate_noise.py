@@ -1,5 +1,5 @@
 """Measure how much noise moves each metric, and how much a frozen background does, on real clips:
-the numbers behind ``regress``'s default tolerances (``sparkle_bench.regress.DEFAULT_TOLERANCE``).
+the numbers behind the gate's tolerances (each metric class's ``tolerance`` and ``noise_sd``).
 
 The first ``--frames`` frames of every real edited video (the 8 pairs; with ``--openve`` also the
 4 Sparkle edits of ``openve3m_compare``) are scored as they are (re-encoded at crf 17: the

@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 PROMPT = "Replace the background with a busy harbour at dusk, keep the subject unchanged."
 GIB = 2**30
 QWEN25_SPECIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|object_ref_start|>": 151646,
@@ -56,11 +54,10 @@ def stand_in_processor():
 def build(tiny: bool, device: str, dtype: torch.dtype):
     """(model on ``device``, frames, what it is)."""
     from sparkle_bench.models.kiwi.frames import prepare_video
-
-    from benchmarks.kiwi_inference import smooth_video
+    from sparkle_bench.testing.videos import smooth_video
 
     if tiny:
-        from tests.tiny_kiwi import tiny_kiwi_model
+        from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 
         with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
             model = tiny_kiwi_model(Path(folder)).to(dtype)

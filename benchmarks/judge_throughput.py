@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sparkle_bench.cli import main as cli  # noqa: E402
-from tests.judge_server import JudgeServer  # noqa: E402
+from sparkle_bench.testing.judge_server import JudgeServer  # noqa: E402
 
 
 def timed(args: list[str]) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,18 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def smooth_video(count: int, width: int, height: int) -> np.ndarray:
-    """Moving colour waves and a disc: content with the smoothness of real video (x264 and tiling
-    seams behave on it as on footage; on random pixels they do not)."""
-    t, y, x = np.arange(count)[:, None, None], np.arange(height)[None, :, None], np.arange(width)[None, None, :]
-    wave = 128 + 70 * np.sin((x + 12 * t) / 57.0) * np.cos((y - 7 * t) / 41.0)
-    disc = ((x - width / 2 - 20 * t) ** 2 + (y - height / 2) ** 2) < (height / 5) ** 2
-    rgb = np.stack([wave, np.roll(wave, width // 7, 2), 255 - wave], -1)
-    rgb[np.broadcast_to(disc, wave.shape)] = (230, 200, 40)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+from sparkle_bench.testing.videos import smooth_video
 
 
 def measure(model, frames: np.ndarray, steps: int, device: str) -> tuple[float, float]:
@@ -95,8 +83,7 @@ def main() -> None:
         model = open_kiwi(args.weights, torch.bfloat16 if device == "cuda" else torch.float32)
         frames, name = prepare_video(source), args.weights
     else:
-        sys.path.insert(0, str(ROOT))
-        from tests.tiny_kiwi import tiny_kiwi_model
+        from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 
         model = tiny_kiwi_model(Path(tempfile.mkdtemp()))
         frames, name = prepare_video(source, *(() if args.compare else (256 * 144,))), "tiny random Kiwi"

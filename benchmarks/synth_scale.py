@@ -14,13 +14,10 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparkle_bench.synth.cluster import ray_session  # noqa: E402
 from sparkle_bench.synth.config import load_config  # noqa: E402

@@ -13,20 +13,18 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: thread hand-offs cost more than the work
 
 from sparkle_bench.cli import main as cli  # noqa: E402
 from sparkle_bench.demo import demo_clips, render_source  # noqa: E402
 from sparkle_bench.synth.config import load_config  # noqa: E402
 from sparkle_bench.synth.status import funnel  # noqa: E402
+from sparkle_bench.testing.tiny_synth_models import ScriptedVLM, build_tiny_models, config_text  # noqa: E402
 from sparkle_bench.video import write_video  # noqa: E402
-from tests.tiny_synth_models import ScriptedVLM, build_tiny_models, config_text  # noqa: E402
 
 
 def timed_run(config: Path, *flags: str) -> float:

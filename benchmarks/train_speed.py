@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZES = {  # DiT width / depth, frames, pixel budget
     "tiny": (dict(num_attention_heads=2, attention_head_dim=12, ffn_dim=32), 5, 64 * 64),
     "mid": (dict(num_attention_heads=8, attention_head_dim=64, ffn_dim=2048, num_layers=8), 17, 320 * 192),
@@ -105,12 +103,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,mid")
     parser.add_argument("--full-size", action="store_true", help="only print the 5B recipe's memory estimate")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     if args.full_size:
         print_full_size()
         return
-    from tests.tiny_kiwi import tiny_kiwi_model
     from sparkle_bench.models.kiwi.folders import save_folder
+    from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
     from sparkle_bench.train.config import TrainConfig
     from sparkle_bench.train.loop import train
     from sparkle_bench.train.memory import GB, estimate, rss_peak_during

@@ -34,7 +34,7 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--themes", type=_csv_list, help="comma-separated themes")
     group.add_argument("--ids", type=_csv_list, help="comma-separated sample ids")
     group.add_argument("--limit", type=int, help="at most N samples, stratified by theme, deterministic")
-    group.add_argument("--subset", help="a named subset from data_manifests/subsets (e.g. smoke)")
+    group.add_argument("--subset", help="a named subset shipped with the package (e.g. smoke; `ls subsets`) or a subset .json file")
     group.add_argument("--masks", type=Path, help="folder of foreground masks ({theme}/{id}.npz or {id}.npz)")
 
 
@@ -56,6 +56,13 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
                        help="table: fitted to the terminal, grouped, with a legend (default); csv, md, json: every column, for pipes")
     group.add_argument("--ci", action="store_true",
                        help="show each mean with ± half its 95%% bootstrap interval over samples (csv and json always carry the bounds)")
+
+
+def _rank_by_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rank-by", metavar="METRIC",
+                        help="the metric of the rank column (default: judge_overall when judged, else bg_dynamics); "
+                             "every ranked metric's cell carries letters: runs sharing one are not separable "
+                             "(docs/ranking.md)")
 
 
 def _tolerance(text: str) -> tuple[str, float]:
@@ -91,7 +98,8 @@ def _score_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_positive,
                         help="scoring processes (default: one per core this process may use); 1 scores in this process")
     parser.add_argument("--strict", action="store_true",
-                        help="exit with status 3 if any sample failed or is missing, or a metric was unavailable (for CI gates)")
+                        help="exit with status 3 if any sample failed, is missing, is short or of another orientation, "
+                             "or a metric was unavailable (for CI gates)")
 
 
 def _positive(text: str) -> int:
@@ -101,156 +109,124 @@ def _positive(text: str) -> int:
     return value
 
 
-def load_selected_bench(args: argparse.Namespace):
-    from .bench import open_bench, select
-    from .subsets import apply_subset
+# Flags -> the library's settings (sparkle_bench.api); each command is one call to it, then printing.
 
-    bench = open_bench(args.bench, args.themes)
-    if args.masks:
-        bench = dataclasses.replace(bench, masks_dir=args.masks.resolve())
-    if args.subset:
-        bench = apply_subset(bench, args.subset)
-    if args.ids or args.limit is not None:
-        bench = select(bench, ids=args.ids, limit=args.limit)
-    return bench
+def _selection(args: argparse.Namespace):
+    from .api import Selection
+
+    return Selection(args.bench, args.themes, args.ids, args.limit, args.subset, args.masks)
 
 
-def _prepare(args: argparse.Namespace):
-    from .models import load_model
-    from .runner import parse_shard
-    from .runs import default_run_name, open_run
+def _run_settings(args: argparse.Namespace):
+    from .api import RunSettings
 
-    bench = load_selected_bench(args)
-    options = dict(args.model_option)
-    options.update({k: "true" for k in ("reference", "offload") if getattr(args, k)})
-    adapter = load_model(args.model, options)
-    run_dir = args.runs_dir / (args.run_name or default_run_name(bench, adapter.spec, adapter.run_suffix))
-    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-    open_run(run_dir, bench, adapter.spec, arguments, args.label, adapter.run_suffix)
-    adapter.setup(bench)
-    shard = parse_shard(args.shard)
-    if args.command in ("eval", "infer"):  # weights fetched (or every missing repository named) before any load
-        from .models.weights import ensure_weights
-        from .runner import shard_samples
-
-        ensure_weights(adapter, shard_samples(bench.samples, shard), run_dir / "outputs", args.model, args.model_option)
-    return bench, adapter, run_dir, shard
+    return RunSettings(args.model, _selection(args), dict(args.model_option), args.reference, args.offload,
+                       args.runs_dir, args.run_name, args.label, args.shard)
 
 
-def _infer(bench, adapter, run_dir: Path, shard, strict: bool = False) -> int:
-    """Generate missing outputs; non-zero when every sample tried failed (or, with ``strict``, any)."""
-    from .runner import run_inference
+def _score_settings(args: argparse.Namespace):
+    from .api import ScoreSettings
 
-    if not adapter.generates:
-        return 0
-    log = run_dir / ("inference.jsonl" if shard == (0, 1) else f"inference.shard{shard[0]}of{shard[1]}.jsonl")
-    report = run_inference(bench, adapter, run_dir / "outputs", log, shard)
-    console.print(f"inference: {report.generated} generated, {report.cached} already there, {report.failed} failed")
-    if report.failed and (strict or not report.generated):
-        which = "every sample tried" if not report.generated else f"{report.failed} sample(s)"
-        console.print(f"[red]error[/]: inference failed for {which}; first cause: {report.first_failure}", soft_wrap=True)
-        return 1 if not report.generated else 3
-    return 0
+    return ScoreSettings(args.metrics, args.work_height, args.align, args.workers)
 
 
-def _score(bench, adapter, run_dir: Path, shard, args) -> None:
-    from .metrics import load_metrics
-    from .runner import default_workers, run_scoring
+def _judge_options(args: argparse.Namespace):
+    """The judge flags as :class:`~sparkle_bench.judge.setup.JudgeOptions`; None without ``--judge``."""
+    from .judge.setup import JudgeOptions
 
-    counts = run_scoring(bench, adapter, run_dir / "outputs", run_dir, load_metrics(args.metrics), args.work_height, shard,
-                         args.workers or default_workers(), args.align)
-    console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, {counts['missing']} missing")
+    if args.judge is None:
+        return None
+    names = [f.name for f in dataclasses.fields(JudgeOptions) if f.name != "backend"]
+    return JudgeOptions(backend=args.judge, **{name: getattr(args, name) for name in names})
 
 
-def _table(bench, run_dir: Path, args: argparse.Namespace) -> int:
-    """Write summary.csv, show it, then say why any metric had no value; 3 with ``--strict``
-    when a sample failed, is missing or lacks a metric."""
-    from .display import show, unavailable_lines
+def _print_table(result, args: argparse.Namespace, shown: bool = True) -> int:
+    """The table stage's output: notes, the table (in ``--format``, unless not ``shown``), why any
+    metric had no value."""
+    from .display import show
     from .log import warn
-    from .runs import read_provenance, run_label
-    from .tables import summarize_run, write_table
 
-    summary = summarize_run(run_dir, bench, run_label(read_provenance(run_dir)), getattr(args, "missing_policy", "exclude"))
-    for line in summary.notes:
+    for line in result.notes:
         warn(line)
-    table = summary.table
-    write_table(table, run_dir / "summary.csv")
-    show(table, f"{run_dir}/summary.csv", args.format, args.columns, args.ci)
-    unavailable = unavailable_lines(bench, summary.metric_records)
-    for line in unavailable:
+    if shown:
+        show(result.summary, f"{result.run_dir}/summary.csv", args.format, args.columns, args.ci)
+    for line in result.unavailable:
         warn(line)
-    macro = table[table["theme"] == "MACRO"].iloc[0]
-    bad = sum(int(macro.get(c, 0) or 0) for c in ("n_failed", "n_missing", "n_judge_failed", "n_judge_missing"))
-    return 3 if args.strict and (bad or unavailable) else 0
+    return _exit(result)
+
+
+def _exit(result) -> int:
+    """The result's exit code, after its one-line cause when the stage set one (nothing scored)."""
+    if result.error:
+        console.print(f"[red]error[/]: {result.error}", soft_wrap=True)
+    return result.exit_code
 
 
 def _memory_dry_run(args: argparse.Namespace) -> int | None:
     """``--dry-run`` on infer/eval: the GPU memory the model needs, printed before anything loads
     (None for a model with no estimate: eval's ``--dry-run`` then is the judge's alone)."""
-    from .models import load_model
+    from .api import memory_plan
 
-    options = dict(args.model_option)
-    options.update({k: "true" for k in ("reference", "offload") if getattr(args, k)})
-    plan = getattr(load_model(args.model, options), "memory_plan", None)
+    plan = memory_plan(_run_settings(args))
     if plan is None:
         return None
-    for line in plan():
+    for line in plan:
         console.print(line)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import EvalSettings, run_eval
+
     if args.dry_run and (code := _memory_dry_run(args)) is not None:
         return code
-    bench, adapter, run_dir, shard = _prepare(args)
-    code = _infer(bench, adapter, run_dir, shard)
-    if code:
-        return code
-    _score(bench, adapter, run_dir, shard, args)
-    if args.judge:
-        from .judge.setup import judge_stage
-
-        code = judge_stage(bench, adapter, run_dir, shard, args)
-        if code:
-            return code
-    if shard != (0, 1):
-        console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: sparkle-bench table {run_dir}")
-        return 0
-    return _table(bench, run_dir, args)
+    settings = EvalSettings(_run_settings(args), _score_settings(args), _judge_options(args), args.missing_policy,
+                            args.strict)
+    result = run_eval(settings)
+    if result.summary is None:
+        if not result.exit_code and result.shard != (0, 1):
+            shard = result.shard
+            console.print(f"shard {shard[0]}/{shard[1]} done; when all shards finish: "
+                          f"sparkle-bench table {result.run_dir}")
+        return _exit(result)
+    return _print_table(result, args)
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    from .api import infer
+
     if args.dry_run:
         if _memory_dry_run(args) is None:
             console.print(f"{args.model}: no memory estimate for this model")
         return 0
-    bench, adapter, run_dir, shard = _prepare(args)
-    return _infer(bench, adapter, run_dir, shard, args.strict)
+    return infer(_run_settings(args), args.strict).exit_code
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    bench, adapter, run_dir, shard = _prepare(args)
-    _score(bench, adapter, run_dir, shard, args)
-    return 0 if shard != (0, 1) else _table(bench, run_dir, args)
+    from .api import score
+
+    result = score(_run_settings(args), _score_settings(args), strict=args.strict)
+    return _exit(result) if result.summary is None else _print_table(result, args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from .runs import bench_of_run, write_provenance
+    from .api import summarize
 
-    bench, provenance = bench_of_run(args.run)
-    if args.label:
-        write_provenance(args.run, {**provenance, "label": args.label})
-    return _table(bench, args.run, args)
+    result = summarize(args.run, missing_policy=args.missing_policy, strict=args.strict, label=args.label)
+    code = _print_table(result, args, shown=not args.compare)
+    if args.compare:
+        from .ranks import ranked_leaderboard
+
+        ranked = ranked_leaderboard([args.run, *args.compare], rank_by=args.rank_by)
+        _show_ranked(ranked, f"{args.run} beside {len(args.compare)} other run(s)", args)
+    return code
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from .judge.setup import judge_stage
+    from .api import judge
 
-    bench, adapter, run_dir, shard = _prepare(args)
-    code = judge_stage(bench, adapter, run_dir, shard, args)
-    if code or shard != (0, 1) or args.dry_run:
-        return code
-    return _table(bench, run_dir, args)
+    result = judge(_run_settings(args), _judge_options(args), missing_policy=args.missing_policy, strict=args.strict)
+    return _exit(result) if result.summary is None else _print_table(result, args)
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
@@ -266,19 +242,35 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
+def _show_ranked(ranked, title: str, args: argparse.Namespace) -> None:
+    """A ranked board, its notes, and (terminal view) the comparisons of the metric it is ranked by."""
     from .display import show
     from .log import warn
-    from .tables import coverage_warning, leaderboard_inputs, merge_leaderboard, write_table
+    from .ranks import pairs_table
+
+    for line in ranked.ranking.notes:
+        warn(line)
+    title += f" · rank by {ranked.rank_by}" if ranked.rank_by else ""
+    show(ranked.board, title, args.format, args.columns, args.ci)
+    if args.format == "table" and ranked.rank_by:
+        show(pairs_table(ranked.ranking, [ranked.rank_by]), "pairs on their shared samples (difference: of the MACRO "
+             "means; detectable: the smallest difference this n and spread separate)")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .log import warn
+    from .ranks import ranked_leaderboard
+    from .tables import coverage_warning, write_table
 
     coverage = coverage_warning(args.runs)
     if coverage and not args.common:
         warn(coverage)
-    board = merge_leaderboard(leaderboard_inputs(args.runs, args.published or [], args.common), "all" if args.all_themes else "MACRO")
+    themes = "all" if args.all_themes else "MACRO"
+    ranked = ranked_leaderboard(args.runs, args.published or [], args.common, themes, args.rank_by)
     if args.csv:
-        write_table(board, args.csv)
+        write_table(ranked.board, args.csv)
         console.print(f"wrote {args.csv}")
-    show(board, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args.format, args.columns, args.ci)
+    _show_ranked(ranked, "leaderboard (on the samples every run scored)" if args.common else "leaderboard", args)
     return 0
 
 
@@ -303,7 +295,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_regress(args: argparse.Namespace) -> int:
     from .display import show
     from .log import warn
-    from .regress import ALL, MIN_SAMPLES, check_comparable, compare, load_scores, seed_tolerances, untested_worse
+    from .regress import ALL, MIN_SAMPLES, check_comparable, compare, load_scores, seed_tolerances
+    from .regress import untested_columns, untested_worse
 
     run, baseline = load_scores(args.run), load_scores(args.baseline)
     warnings = check_comparable(run, baseline)  # refuses other benches and other samples
@@ -313,7 +306,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         check_comparable(seed, baseline)
         tolerances = seed_tolerances(baseline, seed, tolerances)
     table = compare(run, baseline, tolerances, args.alpha)
-    for line in warnings + [untested_worse(table)]:
+    for line in warnings + untested_columns(baseline, tolerances) + [untested_worse(table)]:
         if line:
             warn(line)
     worse = table[table["regressed"].astype(bool)]
@@ -374,11 +367,12 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_masks(args: argparse.Namespace) -> int:
+    from .api import select_bench
     from .maskgen.detector import GroundingDetector
     from .maskgen.generate import generate_masks
     from .maskgen.propagate import Sam2Propagator, load_sam2_video_predictor
 
-    bench = load_selected_bench(args)
+    bench = select_bench(_selection(args))
     out = args.out or bench.root / "masks"
     settings = {"detector": args.detector, "queries": args.queries, "box_threshold": args.box_threshold,
                 "max_boxes": args.max_boxes, "sam2": args.sam2, "sam2_config": args.sam2_config, "anchor_fps": args.anchor_fps}
@@ -460,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge failures/missing: left out of the means (published behaviour) or scored 1")
     p.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed or is missing, or a metric was unavailable")
     _label_arg(p)
+    p.add_argument("--compare", type=Path, nargs="+", metavar="OTHER_RUN",
+                   help="show the run's MACRO beside these runs (folders or summary CSVs), with ranks that say when "
+                        "they are tied")
+    _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_table)
 
@@ -474,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-themes", action="store_true", help="keep per-theme rows, not only MACRO")
     p.add_argument("--common", action="store_true",
                    help="recompute every run's means over the samples all the runs scored (runs that cover different samples are warned about)")
-    p.add_argument("--csv", type=Path, help="write the merged table here")
+    p.add_argument("--csv", type=Path, help="write the merged table here (with <metric>_rank, <metric>_group columns)")
+    _rank_by_arg(p)
     _display_args(p)
     p.set_defaults(func=cmd_leaderboard)
 

@@ -11,17 +11,15 @@ import sys
 import pandas as pd
 
 from .bench import Bench
-from .tables import CI_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_rank, integer_counts, is_interval, parse_unavailable
+from .tables import (CI_SUFFIXES, RANK_COLUMN, RANK_NOTE, RANK_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_rank,
+                     companion_columns, integer_counts, is_companion, parse_unavailable)
 
 GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "judge, 1-5", "other": "values"}
 COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
+                 "n_short": "short", "n_orientation": "orient",
                  "n_judged": "j.ok", "n_judge_failed": "j.fail", "n_judge_missing": "j.miss"}
-METRIC_HEADERS = {"fg_psnr": "fPSNR", "fg_ssim": "fSSIM", "fg_motion": "fMotion", "fg_lpips": "fLPIPS",
-                  "bg_change": "bChange", "bg_dynamics": "bDyn", "bg_camera": "bCam", "bg_static": "frozen",
-                  "bg_flicker": "bFlicker",
-                  "clip_text": "clipTxt", "clip_consistency": "clipCons"}
 KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
-ROW_KEYS = ["model", "theme", "source", "bench"]  # what a row is, most telling first
+ROW_KEYS = ["model", "theme", RANK_COLUMN, "source", "bench"]  # what a row is, most telling first
 MAX_KEY_WIDTH = 28  # longer run labels wrap inside their cell
 MARKS = "n/a: unavailable for every sample (see the warnings); *: mean over the samples that had it; -: not measured"
 CI_NOTE = "±: half the 95% bootstrap interval over samples (bounds: summary.csv, --format csv/json)"
@@ -50,16 +48,19 @@ def group_of(column: str) -> str:
         return "counts"
     if column.startswith("judge_"):
         return "judge"
-    return "metrics" if column in METRIC_HEADERS else "other"
+    from .metrics import declared
+
+    return "metrics" if declared(column) is not None else "other"
 
 
 def higher_is_better(column: str) -> bool | None:
-    """A score's direction: from the metric's class, judge scores up; None when unknown."""
-    from .metrics import METRICS
+    """A score's direction: from the metric's class, judge scores up; None when unknown (or informational)."""
+    from .metrics import declared
 
     if column.startswith("judge_"):
         return True
-    return METRICS.load(column).higher_is_better if column in METRICS.names() else None
+    metric = declared(column)
+    return metric.higher_is_better if metric is not None else None
 
 
 def short_header(column: str, titles: dict[str, str]) -> str:
@@ -72,15 +73,18 @@ def short_header(column: str, titles: dict[str, str]) -> str:
     elif column.startswith("judge_"):
         base = "".join(word[0] for word in column.removeprefix("judge_").split("_")).upper()
     else:
-        base = METRIC_HEADERS.get(column, column)
+        from .metrics import declared
+
+        metric = declared(column)
+        base = (metric.header if metric is not None else "") or column
     arrow = {True: "↑", False: "↓", None: ""}[higher_is_better(column)]
     return base + arrow
 
 
 def number(value: float) -> str:
     """Three significant digits, no exponent (at most 4 decimals)."""
-    if value == 0:
-        return "0"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"  # 0, inf (regress: what one sample could detect), nan
     decimals = 2 - math.floor(math.log10(abs(value)))
     return f"{value:.{min(max(decimals, 0), 4)}f}"
 
@@ -96,7 +100,7 @@ def cell(value, column: str, unavailable: dict[str, int]) -> str:
     return number(float(value)) + ("*" if column in unavailable else "")
 
 
-def column_order(column: str) -> tuple[int, int]:
+def column_order(column: str) -> tuple[int, float]:
     """Where a column goes in every view (:func:`sparkle_bench.tables.column_rank`)."""
     return column_rank(column)
 
@@ -109,10 +113,16 @@ def with_interval(value: str, row: pd.Series, column: str) -> str:
     return f"{value} ±{number((float(high) - float(low)) / 2)}"
 
 
+def with_group(value: str, row: pd.Series, column: str) -> str:
+    """``value letters`` when the row has the column's letters (runs sharing a letter are tied)."""
+    letters = row.get(column + RANK_SUFFIXES[1])
+    return value if not isinstance(letters, str) or value in ("n/a", "-") else f"{value} {letters}"
+
+
 def value_columns(table: pd.DataFrame) -> list[str]:
     """Numeric columns, the known ones in a fixed order (counts, subject, background, judge);
-    intervals are shown with their value, never as columns of their own."""
-    columns = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not is_interval(c) and pd.api.types.is_numeric_dtype(table[c])]
+    intervals and letters are shown with their value, never as columns of their own."""
+    columns = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not is_companion(c) and pd.api.types.is_numeric_dtype(table[c])]
     return sorted(columns, key=column_order)
 
 
@@ -126,9 +136,9 @@ def key_columns(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(text columns that tell rows apart, text columns constant over the table). Published rows
     are marked in the model's cell, so ``source`` needs no column of its own."""
     text = [c for c in dict.fromkeys(ROW_KEYS + list(table.columns)) if c in table and c != UNAVAILABLE_COLUMN
-            and not is_interval(c) and c not in value_columns(table)]
+            and not is_companion(c) and c not in value_columns(table)]
     sources_in_model = "model" in table and set(table.get("source", pd.Series([], dtype=object)).dropna()) <= {"measured", "paper"}
-    varying = [c for c in text if table[c].nunique() > 1 and not (c == "source" and sources_in_model)]
+    varying = [c for c in text if (table[c].nunique() > 1 or c == RANK_COLUMN) and not (c == "source" and sources_in_model)]
     constant = [c for c in text if c not in varying and table[c].nunique() == 1]
     if not varying and text:
         keep = "model" if "model" in text else next(c for c in table.columns if c in text)
@@ -178,8 +188,8 @@ def select_columns(table: pd.DataFrame, wanted: list[str] | None) -> pd.DataFram
         raise ValueError(f"unknown column(s) {', '.join(unknown)}; this table has {', '.join(values)} "
                          f"(or a group: {', '.join(sorted({group_of(c) for c in values}))})")
     chosen = [c for w in wanted for c in names[w.lower()]]
-    intervals = {i for c in chosen for i in (c + suffix for suffix in CI_SUFFIXES)}
-    keep = [c for c in table.columns if (c not in values and not is_interval(c)) or c in chosen or c in intervals]
+    companions = {i for c in chosen for i in companion_columns(c)}
+    keep = [c for c in table.columns if (c not in values and not is_companion(c)) or c in chosen or c in companions]
     return table[keep]
 
 
@@ -233,6 +243,7 @@ def render(table: pd.DataFrame, title: str, width: int, ci: bool = False) -> lis
         cells = {c: [cell(v, c, marks[i]) for i, v in enumerate(rows[c])] for c in columns}
         if ci:
             cells = {c: [with_interval(text, rows.iloc[i], c) for i, text in enumerate(cells[c])] for c in columns}
+        cells = {c: [with_group(text, rows.iloc[i], c) for i, text in enumerate(cells[c])] for c in columns}
         headers = {c: short_header(c, titles) for c in columns}
         widths = [(c, max([len(headers[c])] + [len(v) for v in cells[c]])) for c in columns]
         for part in (_chunks(list(key_width.values()), widths, width) if columns else []):
@@ -256,6 +267,8 @@ def render(table: pd.DataFrame, title: str, width: int, ci: bool = False) -> lis
         notes.append(MARKS)
     if ci and any(c + CI_SUFFIXES[0] in rows for c in shown):
         notes.append(CI_NOTE)
+    if any(c + RANK_SUFFIXES[1] in rows for c in shown):
+        notes.append(RANK_NOTE)
     out += [Text(line, style="dim") for line in legend_lines(notes, width)]
     return out
 
@@ -270,14 +283,16 @@ def to_markdown(table: pd.DataFrame, ci: bool = False) -> str:
     table = table.reset_index(drop=True)
     marks = [parse_unavailable(v) for v in table.get(UNAVAILABLE_COLUMN, pd.Series([""] * len(table)))]
     values = set(shown_columns(table))
-    columns = [c for c in table.columns if c in values or (c != UNAVAILABLE_COLUMN and not is_interval(c) and c not in value_columns(table))]
+    columns = [c for c in table.columns if c in values or (c != UNAVAILABLE_COLUMN and not is_companion(c) and c not in value_columns(table))]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if c in values else "---" for c in columns) + "|"]
     for i, row in table.iterrows():
-        cells = [(with_interval(cell(row[c], c, marks[i]), row, c) if ci else cell(row[c], c, marks[i])) if c in values
-                 else _text(row[c]) for c in columns]
+        cells = [with_group(with_interval(cell(row[c], c, marks[i]), row, c) if ci else cell(row[c], c, marks[i]), row, c)
+                 if c in values else _text(row[c]) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     if ci and any(c + CI_SUFFIXES[0] in table for c in values):
         lines += ["", CI_NOTE]
+    if any(c + RANK_SUFFIXES[1] in table for c in values):
+        lines += ["", RANK_NOTE]
     return "\n".join(lines)
 
 

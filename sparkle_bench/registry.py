@@ -1,13 +1,15 @@
 """Lazy string registries: names map to ``"module:Attr"`` and import only when used.
 
-Listing names never imports an entry, so ``sparkle-bench ls`` stays free of torch.
+Listing model names never imports an entry, so ``sparkle-bench ls`` stays free of torch. A registry
+may instead *discover* its entries (metrics: every ``Metric`` class in the package's modules), once,
+on the first listing or unknown name, so that adding a built-in is adding one file.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any
+from typing import Any, Callable
 
 
 class UnknownNameError(KeyError):
@@ -20,17 +22,35 @@ class UnknownNameError(KeyError):
 class Registry:
     """A table of ``name -> "pkg.module:Attr"`` entries of one kind (models, metrics, ...)."""
 
-    def __init__(self, kind: str, entries: dict[str, str]) -> None:
+    def __init__(self, kind: str, entries: dict[str, str],
+                 discover: Callable[[], dict[str, str]] | None = None) -> None:
         self.kind = kind
         self._entries = dict(entries)
+        self._discover = discover
+
+    def _discovered(self) -> None:
+        if self._discover is not None:
+            found, self._discover = self._discover(), None
+            self._entries = {**found, **self._entries}
 
     def names(self) -> list[str]:
+        self._discovered()
         return sorted(self._entries)
+
+    def add(self, name: str, target: str) -> None:
+        """Make ``name`` resolve to ``target`` (``module:Attr``) unless it already names something."""
+        self._entries.setdefault(name, target)
+
+    def get(self, name: str) -> str | None:
+        """The ``module:Attr`` string registered for ``name``, or None (no hints, no error)."""
+        if name not in self._entries:
+            self._discovered()
+        return self._entries.get(name)
 
     def target(self, name: str) -> str:
         """The ``module:Attr`` string for ``name``; a dotted ``module:Attr`` passes through."""
-        if name in self._entries:
-            return self._entries[name]
+        if (found := self.get(name)) is not None:
+            return found
         module, _, attr = name.partition(":")
         if attr and "." in module and attr.isidentifier():
             return name

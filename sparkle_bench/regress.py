@@ -3,13 +3,15 @@
 Every score column is compared over all samples and per theme, on the samples both sides scored,
 in the column's direction. A comparison fails when the mean got worse by more than the column's
 tolerance *and* a one-sided paired t-test rejects "worse by at most the tolerance" at ``alpha``.
-Tolerances default to several times what re-encoding and +/-1 grey level of noise move each
-metric on real clips (``benchmarks/gate_noise.py``); since noise leaves a candidate far inside
-that null, the test needs no correction over comparisons, which on 5-8 samples would make every
-change untestable (a paired rank test on 5 samples cannot go below p = 1/32). Groups of fewer than
+Each metric's class declares its tolerance (:attr:`sparkle_bench.metrics.Metric.tolerance`): for
+the built-ins, several times what re-encoding and +/-1 grey level of noise move it on real clips
+(``benchmarks/gate_noise.py``); a metric that declares none is reported as untested. Since noise
+leaves a candidate far inside that null, the test needs no correction over comparisons, which on
+5-8 samples would make every change untestable (a paired rank test on 5 samples cannot go below p = 1/32). Groups of fewer than
 ``MIN_SAMPLES`` are not tested, only reported. A stochastic model brings a second run of its
 baseline (another seed): tolerances widen to the spread between the two (:func:`seed_tolerances`).
-Samples scored in the baseline that failed or went missing in the run fail the gate too.
+Samples scored in the baseline that failed or went missing in the run fail the gate too, and so do
+samples complete in the baseline that the run scored but flagged (short, other orientation).
 """
 
 from __future__ import annotations
@@ -25,25 +27,12 @@ import pandas as pd
 
 from . import __version__
 from .display import column_order, higher_is_better
+from .metrics import declared, remember
 from .runs import harness_git_hash, read_provenance, run_label
 from .tables import latest_judge, run_records
 
 BASELINE_FORMAT = "sparkle-bench-baseline/1"
-# Smallest worsening of a mean worth failing a build for, in each metric's unit (judge: 1-5 scale):
-# 3x the largest per-sample worsening that re-encoding a real edit at crf 18/23/28 or adding +/-1
-# grey level of noise caused (8 real Sparkle edits, 41 frames, height 288; benchmarks/gate_noise.py),
-# rounded up to one significant digit. bg_static never moved (0.05: one sample in 20); the learned
-# metrics were not measured (no weights on the machine that measured) and keep judgment values.
-DEFAULT_TOLERANCE = {
-    "fg_psnr": 0.02, "fg_ssim": 0.01, "fg_motion": 0.006, "fg_lpips": 0.01, "bg_change": 0.001,
-    "bg_dynamics": 0.03, "bg_static": 0.05, "bg_flicker": 0.0007, "clip_text": 0.01, "clip_consistency": 0.01,
-}
-# The largest spread (sd) of the per-sample change that noise caused, same measurement: the least
-# spread assumed when saying how small a change the gate can detect.
-NOISE_SD = {
-    "fg_psnr": 0.02, "fg_ssim": 0.001, "fg_motion": 0.001, "fg_lpips": 0.002, "bg_change": 0.0002,
-    "bg_dynamics": 0.01, "bg_static": 0.0, "bg_flicker": 0.0002, "clip_text": 0.002, "clip_consistency": 0.002,
-}
+# Judge dimensions (1-5 scale); a metric's tolerance and noise spread are declared on its class.
 JUDGE_TOLERANCE, JUDGE_NOISE_SD = 0.1, 0.1
 MIN_SAMPLES = 5  # smaller groups are not tested: a t-test on 2-4 samples rests on nothing but its assumptions
 ALL = "all"
@@ -61,7 +50,8 @@ class Scores:
     checksum: str
     label: str
     judge: str | None  # "judge model | rubric version" of the judge columns
-    samples: dict[str, dict]  # id -> {"theme", "status", "judge_status", "values": {column: value}}
+    # id -> {"theme", "status", "judge_status", "flags": [protocol flags], "values": {column: value}}
+    samples: dict[str, dict]
 
 
 def run_scores(run_dir: Path) -> Scores:
@@ -79,7 +69,8 @@ def run_scores(run_dir: Path) -> Scores:
         values = {k: v for k, v in m.get("metrics", {}).items() if v is not None and m.get("status") == "ok"}
         values.update({k: v for k, v in j.get("judge", {}).items() if j.get("status") == "ok"})
         samples[sample_id] = {"theme": m.get("theme") or j.get("theme") or "?", "status": m.get("status", "not scored"),
-                              "judge_status": j.get("status") if j else None, "values": values}
+                              "judge_status": j.get("status") if j else None, "flags": sorted(m.get("flags") or {}),
+                              "values": values}
     return Scores(provenance["bench"], provenance["bench_checksum"], run_label(provenance), judge, samples)
 
 
@@ -91,7 +82,7 @@ def write_baseline(run_dir: Path, path: Path) -> Scores:
         "format": BASELINE_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "harness_version": __version__, "git_hash": harness_git_hash(), "bench": scores.bench,
         "bench_checksum": scores.checksum, "selection": provenance.get("selection", {}), "model": provenance["model"],
-        "label": scores.label, "judge": scores.judge,
+        "label": scores.label, "judge": scores.judge, "metrics": provenance.get("metrics", {}),
     }
     lines = [f"  {json.dumps(k)}: {json.dumps(v, sort_keys=True)}," for k, v in header.items()]
     rows = [json.dumps({"id": k, **v}, sort_keys=True, allow_nan=False) for k, v in scores.samples.items()]
@@ -115,6 +106,7 @@ def load_scores(path: Path) -> Scores:
         raise RegressError(f"{path} is not a baseline file (not JSON: {exc})") from exc
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         raise RegressError(f"{path} is not a baseline file (write one with `sparkle-bench baseline RUN --out FILE`)")
+    remember(data.get("metrics") or {})  # custom metrics' classes, so their declarations are found
     samples = {s.pop("id"): s for s in data["samples"]}
     return Scores(data["bench"], data["bench_checksum"], data["label"], data["judge"], samples)
 
@@ -160,8 +152,34 @@ def detectable(tolerance: float, spread: float, n: int, alpha: float) -> float:
     return tolerance + float(t.isf(alpha, n - 1)) * spread / math.sqrt(n) if n > 1 else math.inf
 
 
-def tolerance_of(column: str, tolerances: dict[str, float]) -> float:
-    return tolerances.get(column, JUDGE_TOLERANCE if column.startswith("judge_") else DEFAULT_TOLERANCE.get(column, 0.0))
+def tolerance_of(column: str, tolerances: dict[str, float]) -> float | None:
+    """As given (``--tolerance``), else the judge's, else the metric class's; None when none is declared."""
+    if column in tolerances:
+        return tolerances[column]
+    if column.startswith("judge_"):
+        return JUDGE_TOLERANCE
+    metric = declared(column)
+    return metric.tolerance if metric is not None else None
+
+
+def noise_sd_of(column: str) -> float:
+    metric = declared(column)
+    return JUDGE_NOISE_SD if column.startswith("judge_") else metric.noise_sd if metric is not None else 0.0
+
+
+def untested_columns(baseline: Scores, tolerances: dict[str, float]) -> list[str]:
+    """One line per score column the gate cannot test: no direction known (no metric class found for
+    it) or no tolerance declared or given; informational metrics (direction None on purpose) are skipped."""
+    lines = []
+    for column in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"]):
+        metric = declared(column)
+        if metric is None and not column.startswith("judge_"):
+            lines.append(f"{column}: not compared: no metric class declares it (score with --metrics "
+                         f"package.module:Class so the run records where the class is, and make that module importable)")
+        elif higher_is_better(column) is not None and tolerance_of(column, tolerances) is None:
+            lines.append(f"{column}: not tested: {metric.__name__} declares no tolerance "
+                         f"(declare one on the class, or give --tolerance {column}=VALUE)")
+    return lines
 
 
 def seed_tolerances(baseline: Scores, other: Scores, tolerances: dict[str, float]) -> dict[str, float]:
@@ -171,9 +189,10 @@ def seed_tolerances(baseline: Scores, other: Scores, tolerances: dict[str, float
     widened = {}
     for column in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"]):
         ids = [i for i, s in baseline.samples.items() if column in s["values"] and column in other.samples.get(i, {}).get("values", {})]
-        if len(ids) > 1 and higher_is_better(column) is not None:
+        declared_tolerance = tolerance_of(column, {})
+        if len(ids) > 1 and higher_is_better(column) is not None and declared_tolerance is not None:
             change = worsening(column, [baseline.samples[i]["values"][column] for i in ids], [other.samples[i]["values"][column] for i in ids])
-            widened[column] = max(tolerance_of(column, {}), round(float(np.std(change, ddof=1)), 6))
+            widened[column] = max(declared_tolerance, round(float(np.std(change, ddof=1)), 6))
     return {**widened, **tolerances}
 
 
@@ -182,7 +201,8 @@ def compare(run: Scores, baseline: Scores, tolerances: dict[str, float], alpha: 
 
     ``detectable``: the smallest mean worsening that would fail with this many samples and the
     observed spread of the per-sample changes (at least the noise's); ``p``: of "worse by at most
-    the tolerance", empty for groups of fewer than ``MIN_SAMPLES``, which are never tested.
+    the tolerance", empty for groups of fewer than ``MIN_SAMPLES``, which are never tested, and for
+    metrics with no tolerance (:func:`untested_columns` says why).
     """
     same_judge = run.judge == baseline.judge
     columns = sorted((c for c in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"])
@@ -192,7 +212,7 @@ def compare(run: Scores, baseline: Scores, tolerances: dict[str, float], alpha: 
     rows = []
     for column in columns:
         tolerance = tolerance_of(column, tolerances)
-        floor = JUDGE_NOISE_SD if column.startswith("judge_") else NOISE_SD.get(column, 0.0)
+        floor = noise_sd_of(column)
         for theme in groups:
             ids = [i for i, s in baseline.samples.items() if (theme == ALL or s["theme"] == theme)
                    and column in s["values"] and column in run.samples[i]["values"]]
@@ -201,7 +221,8 @@ def compare(run: Scores, baseline: Scores, tolerances: dict[str, float], alpha: 
             base = np.array([baseline.samples[i]["values"][column] for i in ids], dtype=float)
             new = np.array([run.samples[i]["values"][column] for i in ids], dtype=float)
             worse = worsening(column, base, new)
-            tested = len(ids) >= MIN_SAMPLES
+            tested = len(ids) >= MIN_SAMPLES and tolerance is not None
+            tolerance = math.nan if tolerance is None else tolerance
             spread = max(float(np.std(worse, ddof=1)) if len(ids) > 1 else 0.0, floor)
             rows.append({"metric": column, "theme": theme, "n": len(ids), "baseline": base.mean(), "run": new.mean(),
                          "change": new.mean() - base.mean(), "tolerance": tolerance, "worse_by": worse.mean(),
@@ -225,14 +246,25 @@ def untested_worse(table: pd.DataFrame) -> str | None:
             f"which are not tested: {', '.join(which[:4])}{more}; gate on more samples")
 
 
+def _state(sample: dict, key: str) -> str | None:
+    """A sample's ``status``, ``judge_status`` or ``complete`` (``"ok"`` when scored without protocol
+    flags; baseline files from before flags have none)."""
+    if key == "complete":
+        return "ok" if sample.get("status") == "ok" and not sample.get("flags") else None
+    return sample.get(key)
+
+
 def _lost_samples(run: Scores, baseline: Scores) -> pd.DataFrame:
-    """Samples scored (judged) in the baseline that failed or are missing in the run."""
+    """Samples scored (judged) in the baseline that failed or are missing in the run; ``samples
+    complete``: those scored without protocol flags in the baseline that the run did not score so
+    (flagged short or of another orientation, failed or missing)."""
     rows = []
-    for key, what in (("status", "samples scored"), ("judge_status", "samples judged")):
+    checks = (("status", "samples scored"), ("judge_status", "samples judged"), ("complete", "samples complete"))
+    for key, what in checks:
         if key == "judge_status" and run.judge != baseline.judge:
             continue
-        was = [i for i, s in baseline.samples.items() if s.get(key) == "ok"]
-        lost = [i for i in was if run.samples[i].get(key) != "ok"]
+        was = [i for i, s in baseline.samples.items() if _state(s, key) == "ok"]
+        lost = [i for i in was if _state(run.samples[i], key) != "ok"]
         if was:
             rows.append({"metric": what, "theme": ALL, "n": len(was), "baseline": float(len(was)), "run": float(len(was) - len(lost)),
                          "change": -float(len(lost)), "tolerance": 0.0, "worse_by": float(len(lost)), "detectable": 1.0,

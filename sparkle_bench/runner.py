@@ -122,13 +122,16 @@ def score_sample(
     sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int, align: str = "crop"
 ) -> dict:
     """Metric values for one sample; a video or mask problem fails the sample, a metric that
-    cannot apply is recorded as unavailable with its reason."""
+    cannot apply is recorded as unavailable with its reason. ``flags``: how the edit breaks the
+    protocol though it could be scored (``short``, ``orientation``: :func:`sparkle_bench.pair.protocol_flags`);
+    such a sample is scored but not complete."""
     record: dict = {"status": "ok", "metrics": {}, "unavailable": {}}
     try:
         pair = load_pair(sample.source, edited, find_mask(masks_dir, sample.theme, sample.id), work_height, sample.prompt, align)
     except (VideoError, MaskError) as exc:
         return {"status": "failed", "reason": str(exc), "metrics": {}, "unavailable": {}}
     record["alignment"] = pair.notes
+    record["flags"] = dict(pair.flags)
     for metric in metrics:
         try:
             record["metrics"][metric.name] = round(metric(pair), 6)
@@ -136,6 +139,23 @@ def score_sample(
             record["metrics"][metric.name] = None
             record["unavailable"][metric.name] = str(exc)
     return record
+
+
+def scoring_outcome(bench: Bench, run_dir: Path, shard: tuple[int, int] = (0, 1)) -> tuple[int, str]:
+    """Exit status and one line for a scoring stage: 1 and the first cause when no sample of the
+    shard could be scored (every one failed or is missing), else 0 and ``""``."""
+    records = latest_records(run_dir / SAMPLES_FILE)
+    if shard != (0, 1):
+        records |= latest_records(run_dir / f"samples.shard{shard[0]}of{shard[1]}.jsonl")
+    samples = shard_samples(bench.samples, shard)
+    if not samples or any(records.get(s.id, {}).get("status") == "ok" for s in samples):
+        return 0, ""
+    statuses = [records.get(s.id, {}).get("status", "missing") for s in samples]
+    first = next((s for s in samples if records.get(s.id, {}).get("reason")), samples[0])
+    cause = records.get(first.id, {}).get("reason", "not scored")
+    failed = statuses.count("failed")
+    return 1, (f"no sample could be scored ({failed} failed, {len(statuses) - failed} missing of {len(samples)}); "
+               f"first cause: {first.theme}/{first.id}: {cause}")
 
 
 def default_workers() -> int:
@@ -224,7 +244,8 @@ def run_scoring(
     records_path = run_dir / (SAMPLES_FILE if shard == (0, 1) else f"samples.shard{shard[0]}of{shard[1]}.jsonl")
     done = latest_records(run_dir / SAMPLES_FILE) | latest_records(records_path)
     failures = _inference_failures(run_dir)
-    setting = f"{','.join(m.name for m in metrics)}|h{work_height}|masks={bench.masks_dir}|align={align}"
+    # ``flags``: records written before protocol flags existed are scored again, never reused as complete
+    setting = f"{','.join(m.name for m in metrics)}|h{work_height}|masks={bench.masks_dir}|align={align}|flags"
     counts = {"ok": 0, "failed": 0, "missing": 0, "reused": 0}
     samples = shard_samples(bench.samples, shard)
     with _progress() as progress:
@@ -233,6 +254,8 @@ def run_scoring(
         def write(sample: Sample, edited: Path | None, fingerprint: str, result: dict, seconds: float) -> None:
             if result["status"] != "ok":
                 problem(result["status"], f"{sample.theme}/{sample.id}", result["reason"])
+            for flag, why in result.get("flags", {}).items():
+                problem(flag, f"{sample.theme}/{sample.id}", f"scored but flagged: {why}")
             counts[result["status"]] += 1
             append_jsonl(records_path, {
                 "id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,

@@ -44,10 +44,13 @@ def run_label(provenance: dict) -> str:
 
 
 def harness_git_hash() -> str:
+    """The checkout's commit when the package runs from one; "unknown" when installed (its folder may sit inside
+    another repository, e.g. a project's .venv, whose commit says nothing about the harness)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return "unknown"
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5,
-        )
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -69,9 +72,11 @@ def redacted_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, label: str | None = None, suffix: str = "") -> dict:
+def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, label: str | None = None, suffix: str = "",
+             metrics: dict[str, str] | None = None) -> dict:
     """Create or re-open a run; refuse to mix benches or models in one folder. The display
-    ``label`` is kept from an earlier call unless a new one is given (``suffix`` as in the run name)."""
+    ``label`` is kept from an earlier call unless a new one is given (``suffix`` as in the run name);
+    ``metrics`` (name -> ``module:Class`` of each metric scored) adds to those recorded before."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / PROVENANCE_FILE
     old: dict = {}
@@ -89,6 +94,7 @@ def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, labe
         "sample_ids": [s.id for s in bench.samples], "model": model_spec,
         "label": label or old.get("label") or default_label(model_spec, suffix),
         "arguments": {k: v for k, v in arguments.items() if f"--{k.replace('_', '-')}" not in SECRET_FLAGS},
+        "metrics": {**old.get("metrics", {}), **(metrics or {})},
         "python": platform.python_version(), "command": " ".join(redacted_argv(sys.argv[1:])),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -97,10 +103,16 @@ def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, labe
 
 
 def read_provenance(run_dir: Path) -> dict:
+    """A run's provenance; the metrics it recorded become known by name in this process, so every
+    view of the run finds their declarations (header, direction, order, tolerance)."""
+    from .metrics import remember
+
     path = Path(run_dir) / PROVENANCE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no {PROVENANCE_FILE})")
-    return json.loads(path.read_text())
+    provenance = json.loads(path.read_text())
+    remember(provenance.get("metrics") or {})
+    return provenance
 
 
 def bench_of_run(run_dir: Path):

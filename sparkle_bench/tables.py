@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +16,33 @@ from .bench import Bench
 from .records import read_jsonl
 
 COUNT_COLUMNS = ["n_total", "n_scored", "n_failed", "n_missing"]
+# Scored samples that break the protocol (sparkle_bench.pair.protocol_flags), per flag: counted in
+# n_scored and in the means, and counted again here so a table never passes them off as complete.
+FLAG_COLUMNS = {"short": "n_short", "orientation": "n_orientation"}
 JUDGE_COUNT_COLUMNS = ["n_total", "n_judged", "n_judge_failed", "n_judge_missing"]
 KEY_COLUMNS = ["bench", "model", "source", "theme"]
 MISSING_POLICIES = ("exclude", "floor")
 MACRO = "MACRO"
 # Per row, the metrics some scored samples could not have and how many: "fg_psnr:8;fg_ssim:8".
 UNAVAILABLE_COLUMN = "unavailable"
-LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
+# Published leaderboards ship as package data (``importlib.resources``: found wherever the package is installed).
+LEADERBOARDS = resources.files("sparkle_bench") / "data" / "leaderboards"
 # 95% percentile bootstrap interval of each mean, over samples: ``<column>_ci_lo``, ``<column>_ci_hi``.
 CI_SUFFIXES = ("_ci_lo", "_ci_hi")
+# From sparkle_bench.ranks, on the MACRO rows of ranked runs: ``<column>_rank`` (the range of ranks the
+# paired tests allow, "1-3") and ``<column>_group`` (letters: runs sharing one are not separable);
+# ``rank``: the rank range of the column the board is ranked by.
+RANK_SUFFIXES = ("_rank", "_group")
+RANK_COLUMN = "rank"
+RANK_NOTE = ("a, b: runs sharing a letter are not separable on their shared samples; "
+             "rank: best-worst the tests allow (docs/ranking.md)")
 BOOTSTRAP_DRAWS = 2000
-# One column order for every view and file: counts, then scores subject -> background -> learned,
-# then the rest (judge dimensions in their rubric's order), each score followed by its interval.
-COUNT_ORDER = COUNT_COLUMNS + ["n_judged", "n_judge_failed", "n_judge_missing"]
-SCORE_ORDER = ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips", "bg_change", "bg_dynamics", "bg_camera", "bg_static",
-               "bg_flicker", "clip_text", "clip_consistency"]
+# One column order for every view and file: counts, then metrics in the order their classes declare
+# (subject -> background -> learned), then the rest (judge dimensions in their rubric's order), each
+# score followed by its interval.
+COUNT_ORDER = COUNT_COLUMNS + list(FLAG_COLUMNS.values()) + ["n_judged", "n_judge_failed", "n_judge_missing"]
+# Counts that fail ``--strict``: every sample neither complete nor judged.
+STRICT_COUNTS = ("n_failed", "n_missing", *FLAG_COLUMNS.values(), "n_judge_failed", "n_judge_missing")
 
 
 def run_records(run_dir: Path, pattern: str = "samples*.jsonl") -> dict[str, dict]:
@@ -76,25 +89,37 @@ def is_interval(column: str) -> bool:
     return column.endswith(CI_SUFFIXES)
 
 
-def column_rank(column: str) -> tuple[int, int]:
+def companion_columns(column: str) -> list[str]:
+    """The columns that belong to a score column: its interval bounds, then its rank and letters."""
+    return [column + suffix for suffix in CI_SUFFIXES + RANK_SUFFIXES]
+
+
+def is_companion(column: str) -> bool:
+    return column.endswith(CI_SUFFIXES + RANK_SUFFIXES)
+
+
+def column_rank(column: str) -> tuple[int, float]:
     """Sort key of a value column in the one order every view uses (unknown columns keep theirs)."""
+    from .metrics import declared
+
     base = column[: -len(CI_SUFFIXES[0])] if is_interval(column) else column
     if base in COUNT_ORDER:
         return 0, COUNT_ORDER.index(base)
-    if base in SCORE_ORDER:
-        return 1, SCORE_ORDER.index(base)
+    if (metric := declared(base)) is not None:
+        return 1, metric.order
     return 2, 0
 
 
 def canonical_order(table: pd.DataFrame) -> pd.DataFrame:
     """Text columns first (as they are), then values in :func:`column_rank` order, each score
-    followed by its interval, the ``unavailable`` column last."""
-    text = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not pd.api.types.is_numeric_dtype(table[c])]
-    values = [c for c in table.columns if c not in text and c != UNAVAILABLE_COLUMN and not is_interval(c)]
+    followed by its interval and rank, the ``unavailable`` column last."""
+    text = [c for c in table.columns
+            if c != UNAVAILABLE_COLUMN and not is_companion(c) and not pd.api.types.is_numeric_dtype(table[c])]
+    values = [c for c in table.columns if c not in text and c != UNAVAILABLE_COLUMN and not is_companion(c)]
     values = sorted(values, key=column_rank)
     ordered = []
     for column in values:
-        ordered += [column] + [c for c in interval_columns(column) if c in table.columns]
+        ordered += [column] + [c for c in companion_columns(column) if c in table.columns]
     rest = [c for c in table.columns if c not in text and c not in ordered and c != UNAVAILABLE_COLUMN]
     return table[text + ordered + rest + ([UNAVAILABLE_COLUMN] if UNAVAILABLE_COLUMN in table.columns else [])]
 
@@ -171,6 +196,25 @@ def mark_unavailable(table: pd.DataFrame, bench: Bench, records: dict[str, dict]
                 for theme in bench.themes}
     by_theme[MACRO] = format_unavailable(unavailable_counts([records[s.id] for s in bench.samples if s.id in records]))
     return table.assign(**{UNAVAILABLE_COLUMN: table["theme"].map(by_theme)})
+
+
+def flag_counts(records: list[dict]) -> dict[str, int]:
+    """Per count column of :data:`FLAG_COLUMNS`, how many scored records carry that flag."""
+    scored = [r for r in records if r.get("status") == "ok"]
+    return {column: sum(flag in (r.get("flags") or {}) for r in scored) for flag, column in FLAG_COLUMNS.items()}
+
+
+def mark_flags(table: pd.DataFrame, bench: Bench, records: dict[str, dict]) -> pd.DataFrame:
+    """Add the protocol-violation counts (``n_short``, ``n_orientation``) to an objective summary,
+    right after its counts."""
+    by_theme = {theme: flag_counts([records[s.id] for s in bench.samples if s.theme == theme and s.id in records])
+                for theme in bench.themes}
+    by_theme[MACRO] = flag_counts([records[s.id] for s in bench.samples if s.id in records])
+    table = table.copy()
+    at = list(table.columns).index(COUNT_COLUMNS[-1]) + 1
+    for offset, column in enumerate(FLAG_COLUMNS.values()):
+        table.insert(at + offset, column, [by_theme.get(theme, {}).get(column, 0) for theme in table["theme"]])
+    return table
 
 
 def order_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -266,7 +310,8 @@ def summarize_run(run_dir: Path, bench: Bench, model: str, policy: str = "exclud
     notes: list[str] = []
     objective = None
     if metric_records or not judge_records:
-        objective = mark_unavailable(summarize(bench, metric_records, model), bench, metric_records)
+        objective = summarize(bench, metric_records, model)
+        objective = mark_flags(mark_unavailable(objective, bench, metric_records), bench, metric_records)
     judge = None
     if judge_records:
         judge_records, other = latest_judge(judge_records)
@@ -338,9 +383,10 @@ def published_rows(name: str) -> pd.DataFrame:
     """A shipped leaderboard of published numbers (``source=paper``): ``sparkle_bench``, ``openve_bench``."""
     path = LEADERBOARDS / f"{name}.csv"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in LEADERBOARDS.glob("*.csv")))
+        known = ", ".join(sorted(p.name.removesuffix(".csv") for p in LEADERBOARDS.iterdir() if p.name.endswith(".csv")))
         raise FileNotFoundError(f"no published leaderboard {name!r}; shipped: {known}")
-    return pd.read_csv(path)
+    with path.open("rb") as handle:
+        return pd.read_csv(handle)
 
 
 def merge_leaderboard(tables: list[pd.DataFrame], themes: str = MACRO) -> pd.DataFrame:
@@ -348,6 +394,7 @@ def merge_leaderboard(tables: list[pd.DataFrame], themes: str = MACRO) -> pd.Dat
     merged = pd.concat(tables, ignore_index=True, sort=False)
     if themes != "all":
         merged = merged[merged["theme"] == themes]
-    fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + JUDGE_COUNT_COLUMNS) if c in merged.columns]
+    fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + list(FLAG_COLUMNS.values()) + JUDGE_COUNT_COLUMNS)
+             if c in merged.columns]
     rest = [c for c in merged.columns if c not in fixed]
     return integer_counts(canonical_order(order_rows(merged[fixed + rest])))

@@ -7,11 +7,10 @@ import pytest
 
 from sparkle_bench.bench import open_bench, select
 from sparkle_bench.models import load_model
-from sparkle_bench.runner import run_inference
 from sparkle_bench.records import read_jsonl
+from sparkle_bench.runner import run_inference
+from sparkle_bench.testing.tiny_models import tiny_lucy_edit, tiny_wan_vace
 from sparkle_bench.video import probe
-
-from .tiny_models import tiny_lucy_edit, tiny_wan_vace
 
 
 @pytest.mark.parametrize("name, build", [("vace", tiny_wan_vace), ("lucy-edit", tiny_lucy_edit)])

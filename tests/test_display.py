@@ -99,17 +99,17 @@ def test_leaderboard_csv_has_integer_counts_and_run_labels(demo, tmp_path, capsy
     assert "12.0000" not in text and "458.0000" not in text
     frame = pd.read_csv(board)
     assert frame["model"].tolist() == ["kiwi-edit", "my baseline", "Kiwi-Edit", "Kiwi-Sparkle", "Lucy-Edit-1.1"]
-    assert re.search(r"\nsparkle,Kiwi-Edit,paper,MACRO,458,,,,", text)
-    assert re.search(r"\ndemo,kiwi-edit,measured,MACRO,12,9,1,2,", text)
-    assert capsys.readouterr().out.splitlines()[0].startswith("bench,model,source,theme,n_total")
+    assert re.search(r"\nsparkle,Kiwi-Edit,paper,MACRO,,458,,,,", text)
+    assert re.search(r"\ndemo,kiwi-edit,measured,MACRO,1-2,12,9,1,2,", text)
+    assert capsys.readouterr().out.splitlines()[0].startswith("bench,model,source,theme,rank,n_total")
 
 
 def test_columns_and_markdown(demo, tmp_path, capsys):
     run = write_run(tmp_path / "run", demo, crafted_records())
     assert main(["table", str(run), "--columns", "fPSNR,counts", "--format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| bench | model | source | theme | n_total | n_scored | n_failed | n_missing | fg_psnr |"
-    assert lines[-1] == "| demo | identity | measured | MACRO | 12 | 9 | 1 | 2 | 31.8* |"  # * : some samples lacked it
+    assert lines[0] == "| bench | model | source | theme | n_total | n_scored | n_failed | n_missing | n_short | n_orientation | fg_psnr |"
+    assert lines[-1] == "| demo | identity | measured | MACRO | 12 | 9 | 1 | 2 | 0 | 0 | 31.8* |"  # * : some samples lacked it
     assert main(["table", str(run), "--columns", "fg_psnr,nonsense"]) == 2
     assert "unknown column(s) nonsense" in capsys.readouterr().err
 
@@ -156,3 +156,10 @@ def test_legend_lines_never_break_inside_an_entry():
     assert lines == notes  # each too long to share a line: one a line, whole
     assert legend_lines(notes[:1] + ["N=n_total"], 40) == ["OVQ=Overall Visual Quality  N=n_total"]
     assert legend_lines(["a very long note that is wider than the line"], 10) == ["a very long note that is wider than the line"]
+
+
+def test_number_writes_infinite_values():
+    """``regress`` reports ``inf`` as what a one-sample group could detect; ``--format md`` printed it by crashing."""
+    from sparkle_bench.display import number
+
+    assert [number(v) for v in (0.0, float("inf"), -float("inf"), 38.4045, 0.01184)] == ["0", "inf", "-inf", "38.4", "0.0118"]

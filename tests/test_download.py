@@ -18,9 +18,8 @@ from sparkle_bench.cli import main
 from sparkle_bench.models.base import EditedVideo, ModelAdapter
 from sparkle_bench.models.hub import HubRepo
 from sparkle_bench.models.weights import cached_snapshot, human_size
+from sparkle_bench.testing.hub_server import HubServer, use_hub
 from sparkle_bench.video import read_frames
-
-from .hub_server import HubServer, use_hub
 
 VACE = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 VACE_READ = (  # what WanVACEPipeline.from_pretrained reads
@@ -221,7 +220,7 @@ KIWI_READ = {  # what kiwi-sparkle reads of each repository it needs (tests/hub_
 
 @pytest.fixture(scope="module")
 def kiwi_served(tmp_path_factory) -> Path:
-    from .hub_layout import build_hub_repo
+    from sparkle_bench.testing.hub_layout import build_hub_repo
 
     root = tmp_path_factory.mktemp("kiwi-hub")
     for repo_id in KIWI_READ:

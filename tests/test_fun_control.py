@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.tiny_fun_control import tiny_fun_control
+from sparkle_bench.testing.tiny_fun_control import tiny_fun_control
 
 
 @pytest.fixture(scope="module")

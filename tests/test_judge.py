@@ -17,8 +17,7 @@ import pytest
 from sparkle_bench.bench import open_bench
 from sparkle_bench.cli import main
 from sparkle_bench.tables import run_records
-
-from .judge_server import JudgeServer, scores
+from sparkle_bench.testing.judge_server import JudgeServer, scores
 
 SECRET = "sk-test-5ec7e7-never-write-me"
 FAST = ["--backoff", "0.01", "--retries", "2"]
@@ -292,7 +291,7 @@ def test_agreement_orients_lower_is_better_metrics(tmp_path):
 @pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
 def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_path, family):
     pytest.importorskip("transformers")
-    from .tiny_models import tiny_qwen3_vl, tiny_qwen25_vl
+    from sparkle_bench.testing.tiny_models import tiny_qwen3_vl, tiny_qwen25_vl
 
     model = (tiny_qwen25_vl if family == "qwen2.5-vl" else tiny_qwen3_vl)(tmp_path / "tiny-qwen")
     ids = f"{samples[0].id},{samples[5].id}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,8 @@ from sparkle_bench.models.kiwi.frames import frame_count, prepare_video, protoco
 from sparkle_bench.models.kiwi.pipeline import Sampling
 from sparkle_bench.models.kiwi.sampler import FlowSchedule
 from sparkle_bench.records import read_jsonl
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.video import probe, read_frames
-
-from .tiny_kiwi import tiny_kiwi_model
 
 SMALL = ["--model-option", "pixel_budget=4096", "--model-option", "steps=2", "--model-option", "max_frames=5"]
 PROMPT = "Replace the background with a windy beach."

@@ -14,9 +14,8 @@ import pytest
 
 from sparkle_bench.cli import main
 from sparkle_bench.models.kiwi.folders import save_folder
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.video import read_frames, write_video
-
-from .tiny_kiwi import tiny_kiwi_model
 
 
 def _digest(path) -> str:

@@ -12,9 +12,8 @@ from sparkle_bench.models import AdapterError, load_model
 from sparkle_bench.models.kiwi.keymaps import merged
 from sparkle_bench.models.kiwi.pipeline import Sampling
 from sparkle_bench.models.kiwi.tiling import ramp_mask, tile_starts, tiled
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.video import OFFICIAL_CRF, write_video
-
-from .tiny_kiwi import tiny_kiwi_model
 
 
 def test_tiles_are_cut_where_upstream_cuts_them():

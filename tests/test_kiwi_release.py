@@ -15,10 +15,17 @@ from sparkle_bench.cli import main
 from sparkle_bench.models import load_model
 from sparkle_bench.models.kiwi.checkpoints import is_kiwi_folder, is_wan_base
 from sparkle_bench.models.kiwi.folders import save_folder
+from sparkle_bench.testing.hub_layout import (
+    KIWI_EDIT_STAGE2,
+    KIWI_SPARKLE,
+    QWEN,
+    REPO_FILES,
+    WAN_BASE,
+    build_hub_repo,
+    install_in_cache,
+)
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.video import probe
-
-from .hub_layout import KIWI_EDIT_STAGE2, KIWI_SPARKLE, QWEN, REPO_FILES, WAN_BASE, build_hub_repo, install_in_cache
-from .tiny_kiwi import tiny_kiwi_model
 
 SMALL = ["--model-option", "pixel_budget=4096", "--model-option", "steps=2", "--model-option", "max_frames=5"]
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparkle_bench.metrics import MetricUnavailable, load_metrics
-from sparkle_bench.metrics import learned
+from sparkle_bench.metrics import MetricUnavailable, learned, load_metrics
 from sparkle_bench.pair import VideoPair
-
-from .tiny_models import random_alexnet_in_torch_cache, tiny_open_clip
+from sparkle_bench.testing.tiny_models import random_alexnet_in_torch_cache, tiny_open_clip
 
 
 def _pair(edited_offset: int = 0) -> VideoPair:

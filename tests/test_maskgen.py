@@ -11,9 +11,9 @@ import pytest
 
 from sparkle_bench.bench import open_bench
 from sparkle_bench.cli import main
-from sparkle_bench.masks import find_mask, load_mask
 from sparkle_bench.maskgen.generate import MANIFEST, generate_masks
 from sparkle_bench.maskgen.vote import anchor_frames, majority_vote
+from sparkle_bench.masks import find_mask, load_mask
 from sparkle_bench.video import probe, read_frames
 
 
@@ -112,7 +112,7 @@ def _frames_fps(path):
 
 def test_masks_command_runs_tiny_random_owlv2_and_sam2(demo_root, tmp_path):
     pytest.importorskip("sam2")
-    from .tiny_models import tiny_owlv2, tiny_sam2
+    from sparkle_bench.testing.tiny_models import tiny_owlv2, tiny_sam2
 
     detector = tiny_owlv2(tmp_path / "owlv2")
     checkpoint, config = tiny_sam2(tmp_path / "sam2")

@@ -13,7 +13,7 @@ import pytest
 
 from sparkle_bench.bench import Bench, Sample, select
 from sparkle_bench.cli import main
-from sparkle_bench.regress import DEFAULT_TOLERANCE, compare, load_scores
+from sparkle_bench.regress import compare, load_scores, tolerance_of
 
 from .crafted import ok, write_run
 
@@ -79,7 +79,7 @@ def test_one_degraded_metric_fails_with_what_and_by_how_much(bench, tmp_path, ca
 def test_noise_only_perturbation_does_not_fail(bench, tmp_path):
     base = write_run(tmp_path / "base", bench, records(values(bench)))
     rng = np.random.default_rng(7)
-    noisy = {k: {m: v + rng.normal(0, 3 * DEFAULT_TOLERANCE[m]) if m != "bg_static" else v for m, v in row.items()}
+    noisy = {k: {m: v + rng.normal(0, 3 * tolerance_of(m, {})) if m != "bg_static" else v for m, v in row.items()}
              for k, row in values(bench).items()}
     run = write_run(tmp_path / "run", bench, records(noisy))
     table = compare(load_scores(run), load_scores(base), {})
@@ -125,4 +125,4 @@ def test_a_seed_run_widens_the_tolerances(bench, tmp_path, capsys):
     table = pd.read_csv(io.StringIO(capsys.readouterr().out.split("no regression")[0]))
     widened = table[(table["metric"] == "bg_dynamics") & (table["theme"] == "all")]["tolerance"].iloc[0]
     assert 0.15 < widened < 0.25
-    assert table[(table["metric"] == "fg_psnr") & (table["theme"] == "all")]["tolerance"].iloc[0] == DEFAULT_TOLERANCE["fg_psnr"]
+    assert table[(table["metric"] == "fg_psnr") & (table["theme"] == "all")]["tolerance"].iloc[0] == tolerance_of("fg_psnr", {})

@@ -22,10 +22,10 @@ import pytest
 from sparkle_bench.demo import demo_clips, render_source
 from sparkle_bench.synth.layout import Layout
 from sparkle_bench.synth.ledger import latest_decisions
+from sparkle_bench.testing.tiny_synth_models import ScriptedVLM, build_tiny_models, config_text
 from sparkle_bench.video import write_video
 
 from .test_synth_pipeline import decision_lines, ids_by_clip
-from .tiny_synth_models import ScriptedVLM, build_tiny_models, config_text
 
 pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="the ray command is not installed")
 JOB_WORKERS = ("StepActor", "step_task")  # how the pipeline's Ray workers name themselves

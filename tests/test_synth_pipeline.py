@@ -24,10 +24,10 @@ from sparkle_bench.synth.config import load_config
 from sparkle_bench.synth.corpus import fingerprint
 from sparkle_bench.synth.layout import ARTIFACTS, Layout, read_image
 from sparkle_bench.synth.ledger import latest_decisions
+from sparkle_bench.testing.tiny_synth_models import GROUND, ScriptedVLM, build_tiny_models, config_text
 from sparkle_bench.video import probe, write_video
 
 from .test_synth_stage1 import moved
-from .tiny_synth_models import GROUND, ScriptedVLM, build_tiny_models, config_text
 
 # Sparkle's published schemas (README, "Per-task Pipeline Metadata"), field by field.
 FRAME_SCORE = {"prompt_following", "consistency", "perceptual_quality", "overall", "SC_reasoning", "PQ_reasoning"}

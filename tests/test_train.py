@@ -23,11 +23,10 @@ from sparkle_bench.models.kiwi.folders import load_folder, save_folder
 from sparkle_bench.models.kiwi.pipeline import Sampling
 from sparkle_bench.models.kiwi.sources import open_kiwi
 from sparkle_bench.records import read_jsonl
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.train.config import load_config
 from sparkle_bench.train.data import PairDataset, read_pairs
 from sparkle_bench.train.model import FlowMatchingObjective, Start, make_trainable
-
-from .tiny_kiwi import tiny_kiwi_model
 
 WIDE = dict(num_attention_heads=4, attention_head_dim=64, ffn_dim=256)  # wider than a 48x2x2 latent patch
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.train.config import TrainConfig
 from sparkle_bench.train.memory import GB, DoesNotFit, check_fit, estimate
 from sparkle_bench.train.model import Start, make_trainable
-
-from .tiny_kiwi import tiny_kiwi_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURE = r"""
@@ -24,7 +23,7 @@ import json, sys, tempfile
 from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, sys.argv[1])
-from tests.tiny_kiwi import tiny_kiwi_model
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.train.config import TrainConfig
 from sparkle_bench.train.memory import estimate, rss_peak_during
 from sparkle_bench.train.model import Start, batch_loss, prepare_training

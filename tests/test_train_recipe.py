@@ -1,7 +1,7 @@
 """Upstream's recipe, setting by setting, against what upstream's code computes (torch's ConstantLR
 stepped as accelerate steps it, the bf16 timestep lookup of DiffSynth's FlowMatchScheduler,
 torchvision's resize-then-crop), and a run from a DiffSynth start: its Qwen LoRA continued and
-exported as LoRA pairs in bf16 (fp32 masters in the resume state), with no absolute path in kiwi.json."""
+exported as LoRA pairs in bf16 (fp32 masters in the resume state), with its bases recorded in kiwi.json."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ from torch import nn
 
 from sparkle_bench.models.kiwi.checkpoints import diffsynth_state
 from sparkle_bench.models.kiwi.sampler import FlowSchedule
+from sparkle_bench.models.kiwi.sidecar import fingerprint
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 from sparkle_bench.train.config import TrainConfig, load_config
 from sparkle_bench.train.data import resize_crop
 from sparkle_bench.train.model import FlowMatchingObjective, lr_factor
 
 from .test_train import config_file, pairs  # noqa: F401 (fixture)
-from .tiny_kiwi import tiny_kiwi_model
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -104,7 +105,7 @@ def test_an_environment_variable_does_not_change_grad_accum(tmp_path, monkeypatc
 @pytest.fixture(scope="module")
 def diffsynth_start(tmp_path_factory) -> Path:
     """A tiny stage-2-like DiffSynth checkpoint: full DiT, queries, connector, embedder and Qwen
-    LoRA pairs (rank 4) on every q/k/v/o, with kiwi.json naming its bases (relative paths)."""
+    LoRA pairs (rank 4) on every q/k/v/o, with kiwi.json naming its bases (an older kiwi.json: absolute paths)."""
     root = tmp_path_factory.mktemp("diffsynth-start")
     model = tiny_kiwi_model(root, pretrained_like=True, num_attention_heads=4, attention_head_dim=64, ffn_dim=256)
     state = diffsynth_state(model)
@@ -137,9 +138,12 @@ def test_a_diffsynth_start_continues_its_lora_and_exports_pairs_in_bf16(diffsynt
     masters = dcp.FileSystemReader(str(checkpoint / "state/trainable")).read_metadata().state_dict_metadata
     assert masters["model.kiwi.encoder.video_queries"].properties.dtype == torch.float32  # fp32 masters to resume from
     assert not any(".qwen." in k and ".lora_" not in k for k in masters)  # frozen weights are not in the state
-    recorded = json.loads((checkpoint / "kiwi.json").read_text())
-    assert not any(str(v).startswith("/") for v in recorded.values())
-    assert (tmp_path / recorded["base"]).resolve() == (diffsynth_start.parent.parent / "base").resolve()
+    recorded = json.loads((checkpoint / "kiwi.json").read_text())  # found from any folder: test_train_bases.py
+    for role, folder in (("base", "base"), ("mllm", "qwen")):
+        assert recorded[role]["path"] == str((diffsynth_start.parent.parent / folder).resolve())
+        assert (checkpoint / recorded[role]["relative"]).resolve() == (diffsynth_start.parent.parent / folder).resolve()
+        assert recorded[role]["fingerprint"] == fingerprint(diffsynth_start.parent.parent / folder)
+    assert recorded["start"]["path"] == str(diffsynth_start.resolve())
     loaded = load_config(config, {})
     assert loaded.resize == "resize-crop" and loaded.max_grad_norm == 1.0 and loaded.qwen_max_pixels == 0
 

@@ -1,4 +1,5 @@
-"""Command-line options of the judge and the objects they build (backend, rubric, cache).
+"""The judge's options (command-line flags, and :class:`JudgeOptions` for the library) and the objects they
+build (backend, rubric, cache).
 
 Building the parser imports only the rubric module, so ``sparkle-bench --help`` and ``ls`` stay light.
 """
@@ -7,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..paths import home
@@ -52,38 +53,71 @@ def add_judge_args(parser: argparse.ArgumentParser, backend: str | None = "opena
                    help="failed/missing samples: left out of the means (published behaviour) or scored 1")
 
 
-def build_rubric(args: argparse.Namespace, bench_name: str) -> Rubric:
-    rubric = load_rubric(args.rubric) if args.rubric else rubric_for_bench(bench_name)
-    return with_text_from(rubric, args.rubric_from) if args.rubric_from else rubric
+@dataclass
+class JudgeOptions:
+    """The judge's settings, one field per ``add_judge_args`` flag (``backend`` is ``--judge``)."""
+
+    backend: str = "openai"
+    judge_model: str | None = field(default_factory=lambda: os.environ.get("SPARKLE_JUDGE_MODEL"))
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never written: provenance drops it
+    rubric: str | None = None
+    rubric_from: Path | None = None
+    temperature: float = 0.0
+    seed: int = 42
+    max_tokens: int | None = None
+    video_as: str = "video_url"
+    frames: int = 16
+    max_pixels: int = 360 * 640
+    concurrency: int = 4
+    retries: int = 5
+    backoff: float = 2.0
+    timeout: float = 300.0
+    reasks: int = 2
+    max_requests: int | None = None
+    dry_run: bool = False
+    judge_cache: Path | None = None
+
+    def record(self) -> dict:
+        """What a run's provenance keeps of these settings: everything but the API key."""
+        return {("judge" if k == "backend" else k): (str(v) if isinstance(v, Path) else v)
+                for k, v in asdict(self).items() if k != "api_key"}
 
 
-def build_backend(args: argparse.Namespace) -> JudgeBackend:
-    model = args.judge_model or DEFAULT_MODELS[args.judge]
-    if args.judge == "local":
+def build_rubric(options: JudgeOptions, bench_name: str) -> Rubric:
+    rubric = load_rubric(options.rubric) if options.rubric else rubric_for_bench(bench_name)
+    return with_text_from(rubric, options.rubric_from) if options.rubric_from else rubric
+
+
+def build_backend(options: JudgeOptions) -> JudgeBackend:
+    model = options.judge_model or DEFAULT_MODELS[options.backend]
+    if options.backend == "local":
         from .local_vl import LocalQwenVL
 
-        return LocalQwenVL(model, frames=args.frames, max_pixels=args.max_pixels)
+        return LocalQwenVL(model, frames=options.frames, max_pixels=options.max_pixels)
     from .openai_compat import OpenAICompatible
 
     return OpenAICompatible(
-        model, args.base_url, args.api_key, api_key_env=args.api_key_env, temperature=args.temperature, seed=args.seed,
-        max_tokens=args.max_tokens, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
-        video_as=args.video_as, frames=args.frames,
+        model, options.base_url, options.api_key, api_key_env=options.api_key_env, temperature=options.temperature,
+        seed=options.seed, max_tokens=options.max_tokens, timeout=options.timeout, retries=options.retries,
+        backoff=options.backoff, video_as=options.video_as, frames=options.frames,
     )
 
 
-def build_settings(args: argparse.Namespace, bench_name: str) -> JudgeSettings:
+def build_settings(options: JudgeOptions, bench_name: str) -> JudgeSettings:
     from .cache import ResponseCache
     from .run import JudgeSettings
 
     return JudgeSettings(
-        backend=build_backend(args), rubric=build_rubric(args, bench_name),
-        cache=ResponseCache(args.judge_cache or home() / "judge-cache"), reasks=args.reasks, concurrency=args.concurrency,
+        backend=build_backend(options), rubric=build_rubric(options, bench_name),
+        cache=ResponseCache(options.judge_cache or home() / "judge-cache"), reasks=options.reasks,
+        concurrency=options.concurrency,
     )
 
 
-def judge_stage(bench, adapter, run_dir: Path, shard: tuple[int, int], args: argparse.Namespace) -> int:
-    """Judge a run's edited videos (or, with --dry-run, say what that would send).
+def judge_stage(bench, adapter, run_dir: Path, shard: tuple[int, int], options: JudgeOptions) -> int:
+    """Judge a run's edited videos (or, with ``dry_run``, say what that would send).
 
     Returns 0, 2 when the judge cannot be used at all, or 130 when stopped by a signal. The first
     Ctrl-C / SIGTERM lets the requests in flight finish and be recorded; a second one aborts.
@@ -94,17 +128,17 @@ def judge_stage(bench, adapter, run_dir: Path, shard: tuple[int, int], args: arg
     from .backend import JudgeFatal, RequestControl
     from .run import estimate_run, judge_run, report
 
-    settings = build_settings(args, bench.name)
+    settings = build_settings(options, bench.name)
     outputs = run_dir / "outputs"
-    if args.dry_run:
+    if options.dry_run:
         e = estimate_run(bench, adapter, outputs, settings, shard)
         console.print(
             f"dry run, {settings.backend.name} judge {settings.backend.model}, rubric {settings.rubric.version}: "
             f"{e.requests} requests to send ({e.cached} samples already in the cache, {e.missing} without an edited video), "
-            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; up to {args.reasks} re-asks per unreadable answer"
+            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; up to {options.reasks} re-asks per unreadable answer"
         )
         return 0
-    control = RequestControl(args.max_requests)
+    control = RequestControl(options.max_requests)
 
     def stop(signum, frame):
         if control.stop.is_set():

@@ -26,6 +26,7 @@ class BackgroundChange(Metric):
     """Mean absolute RGB difference between source and edited background, in [0, 1]."""
 
     name, higher_is_better, range = "bg_change", True, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "bChange", 50, 0.001, 0.0002
 
     def compute(self, pair: VideoPair) -> float:
         region = background_region(pair)
@@ -131,6 +132,7 @@ class BackgroundDynamics(Metric):
     (:func:`background_motion`)."""
 
     name, higher_is_better, range = "bg_dynamics", True, (0.0, 100.0)
+    header, order, tolerance, noise_sd = "bDyn", 60, 0.05, 0.006
 
     def compute(self, pair: VideoPair) -> float:
         return background_motion(pair).scene
@@ -142,6 +144,7 @@ class BackgroundCamera(Metric):
     no direction (tables show no arrow, the gate does not compare it)."""
 
     name, higher_is_better, range = "bg_camera", None, (0.0, 100.0)
+    header, order, tolerance, noise_sd = "bCam", 65, None, 0.03
 
     def compute(self, pair: VideoPair) -> float:
         return background_motion(pair).camera
@@ -154,6 +157,7 @@ class BackgroundStatic(Metric):
     """
 
     name, higher_is_better, range = "bg_static", False, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "frozen", 70, 0.05, 0.0
 
     def compute(self, pair: VideoPair) -> float:
         return float(background_motion(pair).scene < FROZEN_BELOW)
@@ -175,6 +179,7 @@ class BackgroundFlicker(Metric):
     """
 
     name, higher_is_better, range = "bg_flicker", False, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "bFlicker", 80, 0.0008, 0.0002
 
     def compute(self, pair: VideoPair) -> float:
         need_motion(pair)

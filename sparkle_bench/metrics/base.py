@@ -20,11 +20,26 @@ class MetricUnavailable(Exception):
 
 
 class Metric(ABC):
-    name: ClassVar[str]
-    higher_is_better: ClassVar[bool | None]  # None: neither (reported beside the others, never compared)
+    """One aligned pair in, one number out. Everything tables, reports and the gate need to know
+    about a metric is declared here, on its class, so a new metric is one file."""
+
+    name: ClassVar[str]  # the score column in samples.jsonl and summary.csv
+    higher_is_better: ClassVar[bool | None]  # None: informational (shown with no arrow, never gated)
     range: ClassVar[tuple[float, float]]
     needs_mask: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    header: ClassVar[str] = ""  # short header in terminal tables and reports (default: the name)
+    order: ClassVar[float] = 1000.0  # position among score columns in every view (built-ins: 10, 20, ... 100)
+    # The gate (``regress``), in the metric's unit. ``tolerance``: the smallest worsening of a mean
+    # worth failing a build for; None: the gate reports the metric as untested (``--tolerance NAME=X``
+    # sets one). Built-ins: 3x the largest per-sample worsening that re-encoding a real edit at crf
+    # 18/23/28 or +/-1 grey level of noise caused (8 real Sparkle edits, 41 frames, height 288;
+    # benchmarks/gate_noise.py), rounded up to one significant digit; bg_static never moved (0.05: one
+    # sample in 20); the learned metrics were not measured (no weights there) and keep judgment values.
+    # ``noise_sd``: the largest spread (sd) of the per-sample change that noise caused, the least
+    # spread assumed when saying how small a change the gate can detect.
+    tolerance: ClassVar[float | None] = None
+    noise_sd: ClassVar[float] = 0.0
 
     def __call__(self, pair: VideoPair) -> float:
         if self.needs_mask and pair.mask is None:

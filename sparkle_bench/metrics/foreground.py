@@ -22,6 +22,7 @@ class ForegroundPSNR(Metric):
     """
 
     name, higher_is_better, range = "fg_psnr", True, (0.0, PSNR_CAP)
+    header, order, tolerance, noise_sd = "fPSNR", 10, 0.02, 0.02
 
     def compute(self, pair: VideoPair) -> float:
         region = foreground_region(pair)
@@ -50,6 +51,7 @@ class ForegroundSSIM(Metric):
     """SSIM on luma with windows restricted to the foreground, averaged over foreground pixels."""
 
     name, higher_is_better, range = "fg_ssim", True, (-1.0, 1.0)
+    header, order, tolerance, noise_sd = "fSSIM", 20, 0.01, 0.001
 
     def compute(self, pair: VideoPair) -> float:
         region = foreground_region(pair)
@@ -65,6 +67,7 @@ class ForegroundMotion(Metric):
     """Mean endpoint error between source and edited flow inside the mask, in % of the frame diagonal."""
 
     name, higher_is_better, range = "fg_motion", False, (0.0, 100.0)
+    header, order, tolerance, noise_sd = "fMotion", 30, 0.006, 0.001
 
     def compute(self, pair: VideoPair) -> float:
         need_motion(pair)

@@ -66,6 +66,7 @@ class ClipText(Metric):
     (so the score follows the background the prompt asks for)."""
 
     name, higher_is_better, range, needs_mask = "clip_text", True, (-1.0, 1.0), False
+    header, order, tolerance, noise_sd = "clipTxt", 90, 0.01, 0.002
 
     def compute(self, pair: VideoPair) -> float:
         import torch
@@ -82,6 +83,7 @@ class ClipConsistency(Metric):
     """Mean cosine similarity of CLIP embeddings of consecutive sampled frames."""
 
     name, higher_is_better, range, needs_mask = "clip_consistency", True, (-1.0, 1.0), False
+    header, order, tolerance, noise_sd = "clipCons", 100, 0.01, 0.002
 
     def compute(self, pair: VideoPair) -> float:
         embeddings = _frame_embeddings(pair, hide_foreground=False)
@@ -104,6 +106,7 @@ class ForegroundLPIPS(Metric):
     """LPIPS (AlexNet) distance map averaged over foreground pixels only."""
 
     name, higher_is_better, range = "fg_lpips", False, (0.0, 1.0)
+    header, order, tolerance, noise_sd = "fLPIPS", 40, 0.01, 0.002
 
     def compute(self, pair: VideoPair) -> float:
         import torch

@@ -17,9 +17,10 @@ from urllib.parse import quote
 from .. import __version__
 from ..display import group_of, shown_columns
 from ..log import warn
+from ..ranks import add_ranks, pairs_table
 from ..runs import bench_of_run
 from ..tables import coverage_warning, latest_judge, leaderboard_inputs, merge_leaderboard, run_records
-from .page import RunView, esc, frozen_rates, gallery, leaderboard, page
+from .page import RunView, comparisons, esc, frozen_rates, gallery, leaderboard, page
 from .posters import poster
 
 INDEX = "index.html"
@@ -102,7 +103,10 @@ def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), tit
                 still = _poster_url(edited, out)
                 if still:
                     view.posters[sample_id] = still
-    board = merge_leaderboard(inputs)
+    ranked = add_ranks(merge_leaderboard(inputs), list(runs), [v.label for v in views])
+    for line in ranked.ranking.notes:
+        warn(line)
+    board = ranked.board
     themes = merge_leaderboard(inputs[: len(runs)], "all")
     runs_html = "".join(
         f"<li><b>{esc(v.label)}</b>: <code>{esc(v.provenance['model'])}</code>, {len(v.provenance['sample_ids'])} samples, "
@@ -115,7 +119,10 @@ def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), tit
         warn(coverage)
         meta += f"<br><b>Note</b>: {esc(coverage.replace('--common compares', '`sparkle-bench leaderboard --common` compares'))}."
     html = page(title, meta, [
-        ("leaderboard", "Leaderboard (MACRO: mean of the theme means)", leaderboard(board, "board")),
+        ("leaderboard", "Leaderboard (MACRO: mean of the theme means)", leaderboard(board, "board")
+         + "".join(f"<p class=\"note\">{esc(line)}.</p>" for line in ranked.ranking.notes)),
+        ("pairs", f"Which runs are separable ({ranked.rank_by or 'no ranks'})",
+         comparisons(pairs_table(ranked.ranking, [ranked.rank_by] if ranked.rank_by else []), ranked.rank_by)),
         ("charts", "Charts", _charts(board)),
         ("frozen", "Frozen backgrounds per model and theme", frozen_rates(views)),
         ("themes", "Per theme", leaderboard(themes, "board-themes")),

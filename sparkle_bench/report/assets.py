@@ -7,7 +7,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 1.5rem; margin: 0 0 .3rem; } h2 { font-size: 1.15rem; margin: 2rem 0 .6rem; border-bottom: 1px solid var(--line); padding-bottom: .3rem; }
 .meta, .legend, .note { color: var(--muted); font-size: 12.5px; }
 .legend .entry { white-space: nowrap; }
-small.ci, small.count { color: var(--muted); font-size: 11px; }
+small.ci, small.count, small.group { color: var(--muted); font-size: 11px; }
 .scroll { overflow-x: auto; }
 table.board, table.frozen { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 table.board th, table.board td, table.frozen th, table.frozen td { padding: .25rem .55rem; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }

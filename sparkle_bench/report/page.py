@@ -6,6 +6,7 @@ Every string that comes from data (prompts, labels, ids, judge answers, paths) g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 
 from ..bench import Sample
 from ..display import GROUP_TITLES, MARKS, cell, column_order, group_of, judge_titles, number, short_header, shown_columns, table_titles
-from ..tables import CI_SUFFIXES, MACRO, UNAVAILABLE_COLUMN, parse_unavailable
+from ..tables import CI_SUFFIXES, MACRO, RANK_COLUMN, RANK_NOTE, RANK_SUFFIXES, UNAVAILABLE_COLUMN, parse_unavailable
 from .assets import CSS, JS
 
 FROZEN = 0.5  # a sample's bg_static at or above this is a frozen background
@@ -48,7 +49,20 @@ def _value_cell(row: pd.Series, column: str) -> str:
     spread = ""
     if low is not None and high is not None and not pd.isna(low) and not pd.isna(high) and text not in ("n/a", "-"):
         spread = f"<small class=\"ci\" title=\"95% bootstrap interval {number(float(low))} to {number(float(high))}\"> ±{number((float(high) - float(low)) / 2)}</small>"
+    letters = row.get(column + RANK_SUFFIXES[1])
+    if isinstance(letters, str) and text not in ("n/a", "-"):
+        tip = f"rank {row.get(column + RANK_SUFFIXES[0])}; runs sharing a letter are not separable"
+        spread += f"<small class=\"group\" title=\"{esc(tip)}\"> {esc(letters)}</small>"
     return f"<td data-v=\"{sort_value}\"{kind}{note}>{esc(text)}{spread}</td>"
+
+
+def _rank_cell(row: pd.Series) -> str:
+    """The rank range, sorted by its best then worst rank; empty for unranked rows."""
+    text = row.get(RANK_COLUMN)
+    if not isinstance(text, str):
+        return "<td data-v=\"\" class=\"none\"></td>"
+    best, _, worst = text.partition("-")
+    return f"<td data-v=\"{int(best) + int(worst or best) / 1000:.3f}\">{esc(text)}</td>"
 
 
 def leaderboard(board: pd.DataFrame, table_id: str) -> str:
@@ -56,7 +70,8 @@ def leaderboard(board: pd.DataFrame, table_id: str) -> str:
     titles = table_titles(board)
     columns = shown_columns(board)
     show_theme = board["theme"].nunique() > 1
-    keys = ["model"] + (["theme"] if show_theme else [])
+    ranked = RANK_COLUMN in board and board[RANK_COLUMN].notna().any()
+    keys = ["model"] + ([RANK_COLUMN] if ranked else []) + (["theme"] if show_theme else [])
     groups = [(g, [c for c in columns if group_of(c) == g]) for g in ("counts", "metrics", "judge", "other")]
     groups = [(g, cs) for g, cs in groups if cs]
     top = f"<th colspan=\"{len(keys)}\"></th>" + "".join(f"<th class=\"group\" colspan=\"{len(cs)}\">{esc(GROUP_TITLES[g])}</th>" for g, cs in groups)
@@ -66,7 +81,8 @@ def leaderboard(board: pd.DataFrame, table_id: str) -> str:
         rows = []
         for _, row in part.iterrows():
             badge = "<span class=\"badge\">paper</span>" if kind == "paper" else ""
-            rows.append("<tr>" + f"<td>{esc(row['model'])}{badge}</td>" + (f"<td>{esc(row['theme'])}</td>" if show_theme else "")
+            rows.append("<tr>" + f"<td>{esc(row['model'])}{badge}</td>" + (_rank_cell(row) if ranked else "")
+                        + (f"<td>{esc(row['theme'])}</td>" if show_theme else "")
                         + "".join(_value_cell(row, c) for _, cs in groups for c in cs) + "</tr>")
         if rows:
             bodies.append(f"<tbody class=\"{kind}\">" + "".join(rows) + "</tbody>")
@@ -74,9 +90,27 @@ def leaderboard(board: pd.DataFrame, table_id: str) -> str:
     return (f"<div class=\"scroll\"><table class=\"board sortable\" id=\"{table_id}\"><thead><tr>{top}</tr><tr>{''.join(heads)}</tr></thead>"
             f"{''.join(bodies)}</table></div>"
             f"<p class=\"legend\">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. ±: half the width of the 95% bootstrap "
-            f"interval over samples (hover for its bounds). Click a header to sort. "
+            f"interval over samples (hover for its bounds). {esc(RANK_NOTE) + '. ' if ranked else ''}"
+            f"Click a header to sort. "
             f"Published rows (<span class=\"badge\">paper</span>) are the paper's numbers as reported: they are sorted on their own "
             f"and never averaged with measured rows.</p>")
+
+
+def comparisons(pairs: pd.DataFrame, rank_by: str | None) -> str:
+    """Every pair of runs on the ranked metric: difference, what it could detect, Holm's p, verdict."""
+    if pairs.empty:
+        return "<p class=\"note\">No ranks: they need at least two run folders with per-sample values.</p>"
+    body = "".join(f"<tr><td>{esc(r.runs)}</td><td>{esc(r.verdict)}</td><td>{r.n}</td><td>{number(r.difference)}</td>"
+                   f"<td>{number(r.detectable) if math.isfinite(r.detectable) else 'none'}</td>"
+                   f"<td>{r.p_holm:.3g}</td></tr>"
+                   for r in pairs.itertuples())
+    heads = "".join(f"<th>{esc(h)}</th>" for h in (rank_by, "verdict", "n", "difference", "detectable", "p (Holm)"))
+    return (f"<table class=\"board\" id=\"pairs\"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>"
+            "<p class=\"legend\">Each pair on the samples every ranked run scored: difference = MACRO of the "
+            "per-sample "
+            "differences (first minus second); detectable = the smallest difference this many samples with this spread "
+            "separate (none: too few samples); p: two-sided sign-flip test, Holm-adjusted over the metric's pairs. "
+            "Tied pairs are not separable: read their order as unknown.</p>")
 
 
 def _frozen_counts(run: RunView) -> dict[str, tuple[int, int]]:
@@ -120,8 +154,9 @@ def frozen_rates(runs: list[RunView]) -> str:
 
 
 def _state(run: RunView, sample_id: str) -> tuple[list[str], str, bool]:
-    """Filter tokens of one model's result (ok / frozen / failed / missing), why it is not ok,
-    and whether its edited video is worth showing (it decoded)."""
+    """Filter tokens of one model's result (ok / frozen / failed / missing, and the protocol flags
+    short / orientation of a scored sample), why it is not ok, and whether its edited video is
+    worth showing (it decoded)."""
     record, judged = run.metrics.get(sample_id, {}), run.judge.get(sample_id, {})
     status, reason = record.get("status"), record.get("reason", "")
     if status is None and judged:
@@ -138,6 +173,10 @@ def _state(run: RunView, sample_id: str) -> tuple[list[str], str, bool]:
         why = why or f"judge: {judged.get('reason', '')}"
     if (record.get("metrics") or {}).get("bg_static") is not None and record["metrics"]["bg_static"] >= FROZEN:
         tokens.append("frozen")
+    if status == "ok":
+        for flag, reason in (record.get("flags") or {}).items():
+            tokens.append(flag)
+            why = why or f"{flag}: {reason}"
     return tokens or ["ok"], why, status == "ok"
 
 
@@ -181,7 +220,9 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
         f"<label>model <select id=\"f-model\"><option value=\"\">all</option>{_options((f'm{i}', r.label) for i, r in enumerate(runs))}</select></label>"
         "<label>failure <select id=\"f-failure\"><option value=\"\">any result</option>"
         "<option value=\"frozen\">frozen background</option><option value=\"failed\">failed</option>"
-        "<option value=\"missing\">missing</option></select></label><span id=\"f-count\" class=\"note\"></span></div>"
+        "<option value=\"missing\">missing</option><option value=\"short\">short (protocol)</option>"
+        "<option value=\"orientation\">other orientation</option></select></label>"
+        "<span id=\"f-count\" class=\"note\"></span></div>"
     )
     cards = []
     for sample in samples:
@@ -191,7 +232,9 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
             url = run.videos.get(sample.id)
             note = f"{tokens[0]}: {why}" if why else "edited video not found"
             media = _video(url, run.posters.get(sample.id)) if url and playable else f"<div class=\"placeholder\">{esc(note)}</div>"
-            tags = "".join(f" <span class=\"tag\">{esc(t)}</span>" for t in tokens if t != "ok")
+            flags = run.metrics.get(sample.id, {}).get("flags") or {}
+            titled = {t: f" title=\"{esc(flags[t])}\"" for t in tokens if t in flags}
+            tags = "".join(f" <span class=\"tag\"{titled.get(t, '')}>{esc(t)}</span>" for t in tokens if t != "ok")
             figures.append(f"<figure class=\"edit\" data-model=\"m{i}\" data-state=\"{esc(' '.join(tokens))}\">{media}"
                            f"<figcaption>{esc(run.label)}{tags}</figcaption>{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>")
         scene = f" · {esc(sample.subtheme)}: {esc(sample.scene)}" if sample.subtheme and sample.scene else ""

@@ -44,8 +44,8 @@ def build_cache(config: TrainConfig) -> int:
     from accelerate import PartialState
 
     from .data import PairDataset, keep_as_is, read_pairs
-    from .loop import start_model, weights_dtype
     from .model import UNSET_FRAME_CAP, use_frame_cap
+    from .start import start_model, weights_dtype
 
     if not config.cache_dir:
         raise ValueError("train-cache needs cache_dir in the config (or --cache-dir)")

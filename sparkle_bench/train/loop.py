@@ -5,13 +5,14 @@ or DeepSpeed ZeRO-2 (``engine``).
 A run folder holds the resolved ``config.toml``, ``losses.jsonl`` (one line per optimizer step,
 written by the main process) and ``checkpoints/step-NNNNNN/`` written atomically every
 ``save_every`` steps: ``model.safetensors`` (what trains, bf16, DiffSynth layout, loadable with
-``--model kiwi-sparkle:DIR`` and by upstream's converter), ``kiwi.json`` (its base models, as hub ids
-or relative paths) and ``state/`` (trainable fp32 weights and optimizer state, sharded as the engine
-holds them, plus ``progress.json``: step, each process's data position, skipped pairs) for an exact
-resume. The same command resumes from the newest complete checkpoint and, with the same number
-of processes, continues the same loss curve; with another number (not under DeepSpeed) the state
-is resharded and the data continues from each kind's earliest unread pair. The learning rate is a
-function of the step, so no scheduler state exists to lose.
+``--model kiwi-sparkle:DIR`` and by upstream's converter), ``kiwi.json`` (its base models and start,
+each as hub id and revision or as absolute and checkpoint-relative path, with a fingerprint, so it
+finds them from any folder: ``models/kiwi/sidecar.py``) and ``state/`` (trainable fp32 weights and
+optimizer state, sharded as the engine holds them, plus ``progress.json``: step, each process's data
+position, skipped pairs) for an exact resume. The same command resumes from the newest complete
+checkpoint and, with the same number of processes, continues the same loss curve; with another
+number (not under DeepSpeed) the state is resharded and the data continues from each kind's earliest
+unread pair. The learning rate is a function of the step, so no scheduler state exists to lose.
 """
 
 from __future__ import annotations
@@ -26,19 +27,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..log import console, problem, warn
+from ..models.kiwi.sidecar import SIDECAR, sidecar_text
 from ..records import append_jsonl, read_jsonl
 from .cache import encode_entry, read_entry, write_entry
-from .config import STAGE2, TrainConfig, to_toml
+from .config import TrainConfig, to_toml
 from .data import PairDataset, PairStream, keep_as_is, read_pairs, restart_points
 from .memory import check_fit, device_capacity, estimate
-from .model import Start, batch_loss, export_trainable, lr_factor, prepare_training
+from .model import batch_loss, export_trainable, lr_factor, prepare_training
+from .start import start_model, weights_dtype
 
 CHECKPOINTS = "checkpoints"
 PROGRESS = "progress.json"
-ALIASES = {"kiwi-edit-stage2": STAGE2}
 
 
 @dataclass
@@ -52,40 +54,9 @@ class Progress:
     starts: list[int] = field(default_factory=list)  # per kind of pair: where this job's order begins
 
 
-def weights_dtype(config: TrainConfig) -> torch.dtype:
-    return torch.bfloat16 if config.weights == "bf16" else torch.float32
-
-
-def _portable(source: str | None) -> str | None:
-    """A hub id as given; a local path relative to the working directory (no machine's absolute path)."""
-    if source is None:
-        return None
-    path = Path(source).expanduser()
-    return os.path.relpath(path.resolve(), Path.cwd()) if path.exists() else source
-
-
-def start_model(config: TrainConfig, dtype: torch.dtype):
-    """The starting Kiwi model, how its Qwen LoRA relates to the base, and the bases to record."""
-    from ..models.kiwi.adapter import KiwiEdit, KiwiSparkle
-    from ..models.kiwi.checkpoints import model_from_checkpoint, sort_checkpoint
-    from ..models.kiwi.folders import load_folder
-    from ..models.kiwi.sources import checkpoint_bases, checkpoint_file, checkpoint_paths, resolve
-
-    source = {"kiwi-edit": KiwiEdit.default_source, "kiwi-sparkle": KiwiSparkle.default_source, **ALIASES}.get(config.start, config.start)
-    path = resolve(source)
-    checkpoint = checkpoint_file(path)
-    if checkpoint is None:  # a Kiwi folder: what we export applies on top of it, its Qwen LoRA to the folder's Qwen
-        folder = _portable(source)
-        return load_folder(path, dtype), Start(qwen_lora=None), {"base": folder, "mllm": folder}
-    base, mllm = checkpoint_bases(checkpoint, config.base, config.mllm)
-    base_path, mllm_path = checkpoint_paths(checkpoint, config.base, config.mllm)
-    sorted_ = sort_checkpoint(load_file(checkpoint))
-    model = model_from_checkpoint(sorted_, base_path, mllm_path, dtype, merge_qwen_lora=False)
-    return model, Start(qwen_lora=sorted_.qwen_lora), {"base": _portable(base), "mllm": _portable(mllm) if mllm_path else None}
-
-
 def latest_checkpoint(out: Path) -> Path | None:
-    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if (p / "kiwi.json").is_file() and not p.name.endswith(".tmp"))
+    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*")
+                  if (p / SIDECAR).is_file() and not p.name.endswith(".tmp"))
     return done[-1] if done else None
 
 
@@ -366,7 +337,8 @@ def train(config: TrainConfig) -> int:
 
 
 def save_checkpoint(accelerator, objective, optimizer, model, config: TrainConfig, bases: dict, progress: Progress) -> Path:
-    """``checkpoints/step-NNNNNN/`` written as ``.tmp`` and renamed when complete; keep the last ``keep``."""
+    """``checkpoints/step-NNNNNN/`` written as ``.tmp`` and renamed when complete; keep the last ``keep``.
+    ``bases``: the ``kiwi.json`` records of :func:`start.start_model` (local ones get their path from ``final``)."""
     out = Path(config.out) / CHECKPOINTS
     final = out / f"step-{progress.step:06d}"
     tmp = out / f"{final.name}.tmp"
@@ -379,8 +351,7 @@ def save_checkpoint(accelerator, objective, optimizer, model, config: TrainConfi
     if accelerator.is_main_process:
         save_file(export_trainable(weights, model.has_reference), tmp / "model.safetensors")
         (tmp / "state" / PROGRESS).write_text(json.dumps(asdict(progress), indent=1) + "\n")
-        (tmp / "kiwi.json").write_text(json.dumps({**bases, "start": _portable(config.start), "step": progress.step,
-                                                   "trainable": len(weights)}, indent=1) + "\n")
+        (tmp / SIDECAR).write_text(sidecar_text(bases, final, step=progress.step, trainable=len(weights)))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         for old in sorted(p for p in out.glob("step-*") if not p.name.endswith(".tmp"))[: -config.keep]:

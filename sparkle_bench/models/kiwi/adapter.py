@@ -72,14 +72,12 @@ class KiwiEdit(ModelAdapter):
         self.settings = settings
 
     def hub_repos(self) -> list[HubRepo]:
-        import json
         from pathlib import Path
 
-        from .sources import SIDECAR
+        from .sidecar import read_sidecar
 
         path = Path(self.source).expanduser()
-        sidecar = (path if path.is_dir() else path.parent) / SIDECAR
-        recorded = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        recorded = read_sidecar(path) if path.exists() else None
         return kiwi_hub_repos(self.source, self.settings.base, self.settings.mllm, recorded)
 
     def memory_plan(self) -> list[str]:

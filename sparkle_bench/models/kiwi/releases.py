@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..hub import HubRepo
+from .sidecar import recorded_source
 
 DEFAULT_BASE = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
 DEFAULT_MLLM = "Qwen/Qwen2.5-VL-3B-Instruct"
@@ -39,7 +40,8 @@ def is_diffusers_release(repo_id: str) -> bool:
 def kiwi_hub_repos(source: str, base: str | None, mllm: str | None, recorded: dict | None = None) -> list[HubRepo]:
     """The hub repositories a Kiwi ``source`` needs: itself when it is a hub id, and, when it is a
     DiffSynth checkpoint, its Wan base and Qwen model (``base=``/``mllm=`` options, else what
-    ``recorded`` (its ``kiwi.json``) says, else the released ones). Local paths contribute none."""
+    ``recorded`` (its ``kiwi.json``) says, at the revision it records, else the released ones).
+    Local paths contribute none."""
     repos: list[HubRepo] = []
     if not is_local(source):
         if is_diffusers_release(source):
@@ -48,14 +50,24 @@ def kiwi_hub_repos(source: str, base: str | None, mllm: str | None, recorded: di
     elif not Path(source).expanduser().exists() or (Path(source).expanduser() / "mllm_encoder").is_dir():
         return []  # a missing path is reported by the load; a Kiwi folder needs nothing else
     recorded = recorded or {}
-    base = base or recorded.get("base") or DEFAULT_BASE
-    mllm = mllm or recorded.get("mllm") or DEFAULT_MLLM
-    if not is_local(base) and is_diffusers_release(base) and base != DEFAULT_BASE:
-        return [*repos, HubRepo(base, FOLDER_FILES, why="Kiwi folder the checkpoint applies to")]
-    if is_local(base) and (Path(base).expanduser() / "mllm_encoder").is_dir():
+    # our trainer records no Qwen when the base is a Kiwi folder, which holds its own
+    own_qwen = not base and isinstance(recorded.get("base"), dict) and recorded.get("mllm") is None
+    base_revision = None if base else _revision(recorded.get("base"))
+    mllm_revision = None if mllm else _revision(recorded.get("mllm"))
+    base = base or recorded_source(recorded.get("base")) or DEFAULT_BASE
+    mllm = mllm or recorded_source(recorded.get("mllm")) or DEFAULT_MLLM
+    if not is_local(base) and (own_qwen or is_diffusers_release(base) and base != DEFAULT_BASE):
+        return [*repos, HubRepo(base, FOLDER_FILES, revision=base_revision,
+                                why="Kiwi folder the checkpoint applies to")]
+    if own_qwen or is_local(base) and (Path(base).expanduser() / "mllm_encoder").is_dir():
         return repos  # a local Kiwi folder holds its own Qwen
     if not is_local(base):
-        repos.append(HubRepo(base, BASE_FILES, why="Wan2.2-TI2V-5B base (transformer, vae)"))
+        repos.append(HubRepo(base, BASE_FILES, revision=base_revision, why="Wan2.2-TI2V-5B base (transformer, vae)"))
     if not is_local(mllm):
-        repos.append(HubRepo(mllm, MLLM_FILES, why="Qwen2.5-VL-3B-Instruct (condition encoder)"))
+        repos.append(HubRepo(mllm, MLLM_FILES, revision=mllm_revision,
+                             why="Qwen2.5-VL-3B-Instruct (condition encoder)"))
     return repos
+
+
+def _revision(record: dict | str | None) -> str | None:
+    return record.get("revision") if isinstance(record, dict) and "hub" in record else None

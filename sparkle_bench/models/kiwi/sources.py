@@ -4,15 +4,17 @@ run code."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import torch
 
+from ...log import warn
 from ..base import WeightsError
+from .sidecar import SIDECAR, describe, fingerprint, read_sidecar
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
-SIDECAR = "kiwi.json"  # beside a checkpoint: the base and Qwen model it applies to
 
 
 def refuse_pickle(source: str) -> None:
@@ -21,8 +23,9 @@ def refuse_pickle(source: str) -> None:
                            f"convert it to .safetensors")
 
 
-def resolve(source: str) -> Path:
-    """A local path for ``source``: itself, or its snapshot in the Hugging Face cache."""
+def resolve(source: str, revision: str | None = None) -> Path:
+    """A local path for ``source``: itself, or its snapshot (at ``revision``, default the newest) in
+    the Hugging Face cache."""
     refuse_pickle(source)
     path = Path(source).expanduser()
     if path.exists():
@@ -32,7 +35,7 @@ def resolve(source: str) -> Path:
     from huggingface_hub import errors, snapshot_download
 
     try:
-        return Path(snapshot_download(source, local_files_only=True))
+        return Path(snapshot_download(source, revision=revision, local_files_only=True))
     except getattr(errors, "IncompleteSnapshotError", ()) as exc:
         # fetched with file patterns (`sparkle-bench download` takes only what Kiwi reads): the
         # loader opens the files it needs from it and names any that is missing
@@ -78,35 +81,114 @@ def checkpoint_file(path: Path) -> Path | None:
     return files[0]
 
 
-def checkpoint_bases(checkpoint: Path, base: str | None, mllm: str | None) -> tuple[str, str]:
-    """The Wan base and Qwen model a DiffSynth checkpoint applies to: as given, else as recorded in
-    the ``kiwi.json`` our trainer writes beside its checkpoints, else the released models."""
-    from .releases import DEFAULT_BASE, DEFAULT_MLLM
+def _is_hub_id(source: str) -> bool:
+    return not source.startswith(("/", ".", "~")) and source.count("/") == 1
 
+
+def _candidates(record: dict | str, checkpoint: Path) -> Iterator[tuple[Path, bool]]:
+    """Where a ``kiwi.json`` record may be on this machine, in the order tried, each with whether
+    finding it there deserves a line: its absolute path, its path from the checkpoint's folder, its
+    hub id at the recorded revision, then at any cached one. An older record's relative path was taken
+    from the folder training ran in: tried from the working directory, then from each folder above the
+    checkpoint (training ran in one of them when ``out`` was relative), then as the hub id it may be."""
+    if isinstance(record, str):
+        path = Path(record).expanduser()
+        if path.is_absolute():
+            yield path, False
+            return
+        yield Path.cwd() / path, False
+        yield from ((folder / path, True) for folder in checkpoint.resolve().parents)
+        if _is_hub_id(record):
+            with suppress(WeightsError):
+                yield resolve(record), False
+        return
+    if record.get("path"):
+        yield Path(record["path"]), False
+    if record.get("relative"):
+        yield checkpoint.parent / record["relative"], False
+    if record.get("hub"):
+        for revision in dict.fromkeys((record.get("revision"), None)):
+            with suppress(WeightsError):
+                yield resolve(record["hub"], revision), False
+
+
+def _is_same(path: Path, other: Path) -> bool:
+    try:
+        return path.samefile(other)
+    except OSError:
+        return False
+
+
+def locate(checkpoint: Path, role: str, given: str | None, default: str) -> tuple[Path, bool]:
+    """The local path of a DiffSynth checkpoint's ``role`` (``"base"``: the Wan base or the Kiwi
+    folder it applies to; ``"mllm"``: its Qwen2.5-VL), and whether that is the one its ``kiwi.json``
+    records. Resolution order:
+
+    1. ``given`` (``--model-option base=``/``mllm=``): used as it is; refused in one line when
+       ``kiwi.json`` records a different fingerprint, naming both;
+    2. ``kiwi.json``: the recorded absolute path, the path relative to the checkpoint's folder, the
+       hub id at its recorded revision, then at any cached revision; the first whose fingerprint is
+       the recorded one (one found with another fingerprint is refused naming both); none found:
+       one line naming what was recorded and the option that overrides it;
+    3. no record: ``default`` (the released model, from the Hugging Face cache)."""
     sidecar = checkpoint.parent / SIDECAR
-    recorded = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-    return base or recorded.get("base") or DEFAULT_BASE, mllm or recorded.get("mllm") or DEFAULT_MLLM
+    record = read_sidecar(checkpoint).get(role)
+    wanted = record.get("fingerprint") if isinstance(record, dict) else None
+    if given:
+        path = resolve(given)
+        if wanted and (found := fingerprint(path)) != wanted:
+            raise WeightsError(f"{role}={given} is not the {role} {sidecar} records: it has fingerprint {found[:12]}, "
+                               f"the recorded one is {describe(record)}; give that one (or delete the fingerprint "
+                               f"from kiwi.json to apply the checkpoint to another {role})")
+        same = record is not None and any(_is_same(path, c) for c, _ in _candidates(record, checkpoint))
+        return path, bool(wanted) or same
+    if record is None:
+        return resolve(default), False
+    other = None
+    for candidate, notable in _candidates(record, checkpoint):
+        if not candidate.exists():
+            continue
+        if wanted and (found := fingerprint(candidate)) != wanted:
+            other = other or f"{candidate} holds other weights (fingerprint {found[:12]})"
+            continue
+        if notable:
+            warn(f"{sidecar} records {role} {record!r} relative to the folder training ran in (an older kiwi.json); "
+                 f"using {candidate.resolve()}")
+        return candidate.resolve(), True
+    if other:
+        raise WeightsError(f"{role} recorded in {sidecar} is {describe(record)}, but {other}: "
+                           f"give the recorded one with --model-option {role}=PATH")
+    if isinstance(record, str) and not Path(record).expanduser().is_absolute():
+        hub = " nor in the local Hugging Face cache" if _is_hub_id(record) else ""
+        raise WeightsError(f"{role} {record!r} recorded in {sidecar} (an older kiwi.json: a path relative to the "
+                           f"folder training ran in) is not found from {Path.cwd()} or above the checkpoint{hub}: "
+                           f"run there or give --model-option {role}=PATH")
+    fetch = " (or fetch it: sparkle-bench download)" if isinstance(record, dict) and "hub" in record else ""
+    raise WeightsError(f"{role} recorded in {sidecar} not found: {describe(record)}; "
+                       f"give --model-option {role}=PATH{fetch}")
 
 
 def checkpoint_paths(checkpoint: Path, base: str | None, mllm: str | None) -> tuple[Path, Path | None]:
-    """Local paths of a checkpoint's bases (no Qwen needed when the base is a whole Kiwi folder).
+    """Local paths of a checkpoint's bases (no Qwen needed when the base is a whole Kiwi folder), in
+    the order :func:`locate` resolves them, else the released models.
 
-    A Kiwi folder given as ``base=`` for a checkpoint that carries a Qwen LoRA is refused: its Qwen
-    already has a LoRA merged in, and a released checkpoint's LoRA is relative to the plain
-    Qwen2.5-VL-3B (our trainer's ``kiwi.json`` records a folder only when its LoRA is relative to it)."""
+    A Kiwi folder given as ``base=`` for a checkpoint that carries a Qwen LoRA is refused unless it is
+    the folder the checkpoint started from (its ``kiwi.json`` says so): its Qwen already has a LoRA
+    merged in, and a released checkpoint's LoRA is relative to the plain Qwen2.5-VL-3B."""
     from .checkpoints import QWEN_PREFIX, is_kiwi_folder, is_wan_base
+    from .releases import DEFAULT_BASE, DEFAULT_MLLM
 
-    given = base
-    base, mllm = checkpoint_bases(checkpoint, base, mllm)
-    base_path = resolve(base)
+    base_path, recorded = locate(checkpoint, "base", base, DEFAULT_BASE)
     if is_kiwi_folder(base_path):
-        if given and any(k.startswith(QWEN_PREFIX) and ".lora_" in k for k in safetensors_keys(checkpoint)):
-            raise WeightsError(f"base={given} is a Kiwi folder whose Qwen already has a LoRA merged in; "
-                               f"{checkpoint.name} carries its own Qwen LoRA: give the Wan2.2-TI2V-5B base instead")
+        own_lora = any(k.startswith(QWEN_PREFIX) and ".lora_" in k for k in safetensors_keys(checkpoint))
+        if base and not recorded and own_lora:
+            raise WeightsError(f"base={base} is a Kiwi folder whose Qwen already has a LoRA merged in, and not the one "
+                               f"{checkpoint.name} started from; {checkpoint.name} carries its own Qwen LoRA: "
+                               f"give the Wan2.2-TI2V-5B base instead")
         return base_path, None
     if not is_wan_base(base_path):
-        raise WeightsError(f"base {base} is neither a Wan base (transformer/, vae/) nor a Kiwi folder")
-    return base_path, resolve(mllm)
+        raise WeightsError(f"base {base or base_path} is neither a Wan base (transformer/, vae/) nor a Kiwi folder")
+    return base_path, locate(checkpoint, "mllm", mllm, DEFAULT_MLLM)[0]
 
 
 def open_kiwi(source: str, dtype: torch.dtype, base: str | None = None, mllm: str | None = None,

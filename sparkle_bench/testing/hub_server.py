@@ -198,7 +198,8 @@ class HubServer:
             handler.wfile.write(body)
 
     @staticmethod
-    def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str, commit: str | None = None) -> None:
+    def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str,
+               commit: str | None = None) -> None:
         body = json.dumps({"error": message}).encode()
         handler.send_response(status)
         handler.send_header("X-Error-Code", code)

@@ -56,12 +56,13 @@ def pass_noise_through(transformer) -> None:
 def tiny_kiwi_model(root: Path, pretrained_like: bool = False, **dit):
     """A tiny KiwiModel whose zero-initialised parts (connectors, embedders) are made random, so the
     instruction, the source and the reference all change the output."""
+    from diffusers import WanTransformer3DModel
+
     from sparkle_bench.models.kiwi.dit import Denoiser
     from sparkle_bench.models.kiwi.embedders import ConditionalEmbedder
     from sparkle_bench.models.kiwi.encoder import ConditionEncoder, EncoderConfig
     from sparkle_bench.models.kiwi.folders import load_qwen, load_vae
     from sparkle_bench.models.kiwi.pipeline import KiwiModel
-    from diffusers import WanTransformer3DModel
 
     base, qwen_dir = tiny_wan_base(root / "base", **dit), tiny_qwen25_vl(root / "qwen")
     qwen, processor = load_qwen(qwen_dir, qwen_dir, torch.float32)

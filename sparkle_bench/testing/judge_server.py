@@ -62,7 +62,8 @@ class JudgeServer:
                  "prompt": request["messages"][0]["content"][0]["text"],
                  "auth": handler.headers.get("authorization"),
                  "temperature": request.get("temperature"), "seed": request.get("seed"),
-                 "videos": sum(1 for p in request["messages"][0]["content"] if p["type"] == "video_url"), "status": None}
+                 "videos": sum(1 for p in request["messages"][0]["content"] if p["type"] == "video_url"),
+                 "status": None}
         with self._lock:
             self.log.append(entry)  # logged on arrival: a request counts even if its reply is never read
         if self.api_key and handler.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -78,8 +79,9 @@ class JudgeServer:
                 time.sleep(reply[1])
                 reply = reply[2]
             text = reply if reply != "good" else scores(5, 4, 4, 4, 3, 4)
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             payload = json.dumps({"id": "x", "object": "chat.completion", "model": request["model"],
-                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).encode()
+                                  "choices": [choice]}).encode()
         entry["status"] = status
         try:
             handler.send_response(status)

@@ -7,6 +7,9 @@ from pathlib import Path
 from sparkle_bench.synth import demo_models
 from sparkle_bench.synth.demo_models import CHAT_TEMPLATE, SPECIAL, WAN_TINY, tiny_wan_parts, tiny_wan_vace
 
+__all__ = ["WAN_TINY", "random_alexnet_in_torch_cache", "tiny_lucy_edit", "tiny_open_clip", "tiny_owlv2",
+           "tiny_qwen25_vl", "tiny_qwen3_vl", "tiny_sam2", "tiny_wan_parts", "tiny_wan_vace"]
+
 QUERY = "<|object_ref_start|>"  # Kiwi's learnable-query placeholder (after the characters, so their ids stay)
 
 
@@ -31,11 +34,13 @@ def tiny_qwen3_vl(folder: Path) -> Path:
     processor = Qwen3VLProcessor(image_processor=Qwen2VLImageProcessor(patch_size=16), tokenizer=tokenizer,
                                  video_processor=Qwen3VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
     config = Qwen3VLConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, head_dim=16, max_position_embeddings=32768, eos_token_id=vocab["<|im_end|>"],
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=16,
-                           deepstack_visual_indexes=[0], num_position_embeddings=64),
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=32768,
+                         eos_token_id=vocab["<|im_end|>"],
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
+                                          "mrope_interleaved": True}),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                           patch_size=16, deepstack_visual_indexes=[0], num_position_embeddings=64),
         image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
         vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"],
     )
@@ -49,7 +54,13 @@ def tiny_owlv2(folder: Path) -> Path:
     """A 1-layer OWLv2 (64 px input) with a character-level tokenizer, saved like a hub checkpoint."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor, PreTrainedTokenizerFast
+    from transformers import (
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+        PreTrainedTokenizerFast,
+    )
 
     special = ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(special + [chr(c) for c in range(32, 127)])}
@@ -58,11 +69,14 @@ def tiny_owlv2(folder: Path) -> Path:
     backend.add_special_tokens(special)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=special[0], eos_token=special[1],
                                         pad_token=special[1], model_max_length=16)
-    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer)
+    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}),
+                               tokenizer=tokenizer)
     config = Owlv2Config(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                         max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=64, patch_size=16),
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=64, patch_size=16),
         projection_dim=32,
     )
     torch.manual_seed(0)

@@ -94,13 +94,15 @@ def _wan_base(repo: Path, scratch: Path) -> None:
         source = scratch / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / name)
     _sharded_folder(scratch / "transformer", repo / "transformer", "diffusion_pytorch_model.safetensors",
-                    "diffusion_pytorch_model-{:05d}-of-{:05d}.safetensors", 3, "diffusion_pytorch_model.safetensors.index.json")
+                    "diffusion_pytorch_model-{:05d}-of-{:05d}.safetensors", 3,
+                    "diffusion_pytorch_model.safetensors.index.json")
     _sharded_folder(scratch / "text_encoder", repo / "text_encoder", "model.safetensors",
                     "model-{:05d}-of-{:05d}.safetensors", 5, "model.safetensors.index.json")
     (repo / "tokenizer").mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(scratch / "tokenizer" / name, repo / "tokenizer" / name)
-    (repo / "tokenizer" / "special_tokens_map.json").write_text(json.dumps({"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}))
+    special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (repo / "tokenizer" / "special_tokens_map.json").write_text(json.dumps(special))
 
 
 def _qwen(repo: Path, scratch: Path) -> None:
@@ -116,7 +118,8 @@ def _qwen(repo: Path, scratch: Path) -> None:
     processor = json.loads((scratch / "processor_config.json").read_text())
     image = {**processor["image_processor"], "processor_class": processor["processor_class"]}
     (repo / "preprocessor_config.json").write_text(json.dumps(image, indent=2))
-    (repo / "chat_template.json").write_text(json.dumps({"chat_template": (scratch / "chat_template.jinja").read_text()}))
+    template = (scratch / "chat_template.jinja").read_text()
+    (repo / "chat_template.json").write_text(json.dumps({"chat_template": template}))
     vocab = json.loads((scratch / "tokenizer.json").read_text())["model"]["vocab"]
     (repo / "vocab.json").write_text(json.dumps(vocab))
     (repo / "merges.txt").write_text("#version: 0.2\n")
