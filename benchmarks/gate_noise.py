@@ -57,7 +57,8 @@ def variants(edited: Path, mask: Path, out: Path, count: int) -> dict[str, Path]
     write_video(paths["grey1"], np.clip(frames.astype(np.int16) + rng.integers(-1, 2, frames.shape), 0, 255).astype(np.uint8), fps)
     subject = resize_mask(load_mask(mask)[: len(frames)], (frames.shape[2], frames.shape[1]))
     write_video(paths["frozen"], composite(frames, subject, frames[:1]), fps)
-    write_video(paths["panned"], composite(frames, subject, shortcut_background(frames[0], "pan", PAN, len(frames))), fps)
+    panned = shortcut_background(frames[0], "pan", PAN, len(frames))
+    write_video(paths["panned"], composite(frames, subject, panned), fps)
     return paths
 
 

@@ -385,14 +385,16 @@ def cmd_masks(args: argparse.Namespace) -> int:
 def cmd_shortcut_table(args: argparse.Namespace) -> int:
     from .shortcut_table import problems, shortcut_table, summarise, to_markdown
 
-    table = shortcut_table(args.real, args.work_height, args.frames, progress=lambda name: console.print(f"scored {name}"))
+    table = shortcut_table(args.real, args.work_height, args.frames,
+                           progress=lambda name: console.print(f"scored {name}"))
     if args.out:
         table.to_csv(args.out, index=False)
     print(to_markdown(summarise(table)))
     failed = problems(table)
     for line in failed:
         console.print(f"[red]FAIL[/] {line}")
-    console.print(f"{len(failed)} problem(s)" if failed else "every shortcut reads frozen; every Sparkle edit reads living")
+    console.print(f"{len(failed)} problem(s)" if failed
+                  else "every shortcut reads frozen; every Sparkle edit reads living")
     return 1 if failed else 0
 
 
@@ -527,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real", type=Path, help="folder of real clips (pairs/, openve3m_compare/, masks/)")
     p.set_defaults(func=cmd_validate_metrics)
 
-    p = sub.add_parser("shortcut-table", help="score shortcut edits (pan, zoom, shake, noise, still) built from real clips")
+    p = sub.add_parser("shortcut-table",
+                       help="score shortcut edits (pan, zoom, shake, noise, still) built from real clips")
     p.add_argument("--real", type=Path, required=True, help="folder of real clips (pairs/, openve3m_compare/, masks/)")
     p.add_argument("--work-height", type=int, default=288)
     p.add_argument("--frames", type=int, default=41, help="first N frames of every clip (default 41)")

@@ -80,7 +80,8 @@ SHARED = (("gray", "source"), ("flow", "source", False), "fg_region", "bg_region
 
 def _with_edit(real: VideoPair, edited: np.ndarray) -> VideoPair:
     """``real`` with another edit, reusing what depends on the source and mask only (its flows)."""
-    return VideoPair(real.source, edited, real.mask, real.fps, _cache={k: real._cache[k] for k in SHARED if k in real._cache})
+    shared = {k: real._cache[k] for k in SHARED if k in real._cache}
+    return VideoPair(real.source, edited, real.mask, real.fps, _cache=shared)
 
 
 def _cut(pair: VideoPair, frames: int | None) -> VideoPair:
@@ -97,7 +98,8 @@ def measure_clip(clip: Clip, magnitudes: dict[str, tuple[float, ...]], work_heig
     edits: list[tuple[str, float, VideoPair]] = [(REAL, np.nan, real)]
     if clip.openve is not None:
         theirs = _cut(load_pair(clip.source, clip.openve, clip.mask, work_height), frames)
-        edits.append((OPENVE, np.nan, _with_edit(real, theirs.edited) if theirs.source.shape == real.source.shape else theirs))
+        same = theirs.source.shape == real.source.shape  # then the source's flows are shared
+        edits.append((OPENVE, np.nan, _with_edit(real, theirs.edited) if same else theirs))
     plate, noise_scale = real.edited[0], real.source.shape[1] / probe(clip.source).height
     for kind, values in magnitudes.items():
         for magnitude in values:
@@ -162,7 +164,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
     head = ["edit", "clips"] + [c for c in summary.columns if c not in ("edit", "magnitude", "clips")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.to_dict("records"):
-        label = row["edit"] if np.isnan(row["magnitude"]) or row["edit"] == "still" else f"{row['edit']} {row['magnitude']:g}"
+        plain = np.isnan(row["magnitude"]) or row["edit"] == "still"
+        label = row["edit"] if plain else f"{row['edit']} {row['magnitude']:g}"
         lines.append("| " + " | ".join([label, str(row["clips"])] + [f"{row[c]:.4g}" for c in head[2:]]) + " |")
     units = "; ".join(f"{kind}: {spec.unit}" for kind, spec in KINDS.items() if kind != "still")
     return "\n".join(lines) + f"\n\nMagnitudes: {units}. bg_dynamics worst: the largest over clips for a shortcut, " \

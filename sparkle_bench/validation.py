@@ -69,7 +69,8 @@ def _perturbations(pair: VideoPair) -> dict[str, np.ndarray]:
     return {
         "freeze background": np.where(mask[..., None], edited, edited[:1]),
         "pan frozen background": composite(edited, mask, shortcut_background(edited[0], "pan", 3.0, len(edited))),
-        "noise on frozen background": composite(edited, mask, shortcut_background(edited[0], "noise", 4.0, len(edited))),
+        "noise on frozen background": composite(edited, mask,
+                                                shortcut_background(edited[0], "noise", 4.0, len(edited))),
         "blur subject": _inside(mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), s) for f, s in zip(edited, sigmas)])),
         "shift subject": shifted_subject(pair),
         "recolour subject": _inside(mask, edited, np.clip(edited[..., ::-1] * gains, 0, 255).astype(np.uint8)),

@@ -4,7 +4,8 @@
 re-encoded at crf 17 (the baseline), re-encoded at crf 18/23/28, with +/-1 grey level of noise, and
 with every frame's background replaced by frame 0's, still (frozen) or panned 3 px per frame
 (panned); ``benchmarks/gate_noise.py`` made it. Candidates are drawn from those measurements:
-noise-only ones must pass, frozen and panned ones must fail, on subsets of 5 and 8 samples. The rates printed here are the README's.
+noise-only ones must pass, frozen and panned ones must fail, on subsets of 5 and 8 samples. The
+rates printed here are the README's.
 """
 
 from __future__ import annotations

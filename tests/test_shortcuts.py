@@ -35,7 +35,8 @@ def test_each_shortcut_makes_the_motion_it_names(plate):
     assert dx == pytest.approx(-4.0, abs=0.2) and abs(dy) < 0.2
     zoom = shortcut_background(plate, "zoom", 0.5, 3)
     grown = cv2.warpAffine(zoom[0], cv2.getRotationMatrix2D((160, 90), 0, 1.005**2), (320, 180))  # 2 frames of 0.5%
-    error = {name: np.abs(zoom[2].astype(int) - other)[20:-20, 20:-20].mean() for name, other in (("zoom", grown), ("none", zoom[0]))}
+    error = {name: np.abs(zoom[2].astype(int) - other)[20:-20, 20:-20].mean()
+             for name, other in (("zoom", grown), ("none", zoom[0]))}
     assert error["zoom"] < 0.25 * error["none"], error
     shake = shortcut_background(plate, "shake", 8.0, 12)  # within +/- 2 px at 320 wide
     offsets = np.array([shift_between(shake[0], f) for f in shake[1:]])

@@ -4,9 +4,9 @@ reads it as a living scene. No GPU; any bench with masks.
 Each is the cheapest way to fool ``bg_dynamics`` without generating any scene motion: a pan, a zoom
 or a hand-held shake of the still (camera motion, reported by ``bg_camera``), or fresh sensor noise
 on every frame (no motion at all). ``still`` is the frozen plate itself: the ``still-composite``
-adapter, whose subject still moves as in the source. A
-good living-background measure reads every one of them as frozen; ``sparkle-bench shortcut-table``
-shows what each metric reads (docs/shortcuts.md).
+adapter, whose subject still moves as in the source. A good living-background measure reads every
+one of them as frozen; ``sparkle-bench shortcut-table`` shows what each metric reads
+(docs/shortcuts.md).
 
 The frame-making core (:func:`shortcut_background`, :func:`composite`) is pure, so the shortcut
 table scores the same frames in memory that these adapters write.
