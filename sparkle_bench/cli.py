@@ -382,6 +382,22 @@ def cmd_masks(args: argparse.Namespace) -> int:
     return 3 if args.strict and counts.failed else 0
 
 
+def cmd_shortcut_table(args: argparse.Namespace) -> int:
+    from .shortcut_table import problems, shortcut_table, summarise, to_markdown
+
+    table = shortcut_table(args.real, args.work_height, args.frames,
+                           progress=lambda name: console.print(f"scored {name}"))
+    if args.out:
+        table.to_csv(args.out, index=False)
+    print(to_markdown(summarise(table)))
+    failed = problems(table)
+    for line in failed:
+        console.print(f"[red]FAIL[/] {line}")
+    console.print(f"{len(failed)} problem(s)" if failed
+                  else "every shortcut reads frozen; every Sparkle edit reads living")
+    return 1 if failed else 0
+
+
 def cmd_validate_metrics(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -512,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate-metrics", help="check that known perturbations move every metric the right way")
     p.add_argument("--real", type=Path, help="folder of real clips (pairs/, openve3m_compare/, masks/)")
     p.set_defaults(func=cmd_validate_metrics)
+
+    p = sub.add_parser("shortcut-table",
+                       help="score shortcut edits (pan, zoom, shake, noise, still) built from real clips")
+    p.add_argument("--real", type=Path, required=True, help="folder of real clips (pairs/, openve3m_compare/, masks/)")
+    p.add_argument("--work-height", type=int, default=288)
+    p.add_argument("--frames", type=int, default=41, help="first N frames of every clip (default 41)")
+    p.add_argument("--out", type=Path, help="also write the per-clip values as CSV here")
+    p.set_defaults(func=cmd_shortcut_table)
 
     p = sub.add_parser("demo", help="write the demo bench to a folder")
     p.add_argument("--root", type=Path, required=True)

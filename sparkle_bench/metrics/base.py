@@ -80,6 +80,23 @@ def background_region(pair: VideoPair) -> np.ndarray:
     return region
 
 
+def motion_region(pair: VideoPair) -> np.ndarray:
+    """Per flow pair (N, H, W): the background far from the subject in *every* frame the pair spans.
+
+    The union of the masks from frame t to t+step, dilated: a fast subject's own motion, and the
+    flow it drags along at its edge, never reaches the pixels that say whether the scene moves.
+    """
+    key = "motion_region"
+    if key not in pair._cache:
+        step, starts = pair.flow_step, pair.flow_starts()
+        union = np.stack([pair.mask[t : t + step + 1].any(axis=0) for t in starts])
+        pair._cache[key] = ~morph(union, _radius(pair, BG_DILATE))
+    region = pair._cache[key]
+    if not region.any():
+        raise MetricUnavailable("the subject covers the whole frame: no background to measure motion on")
+    return region
+
+
 def need_motion(pair: VideoPair) -> None:
     if len(pair.flow_starts()) == 0:
         raise MetricUnavailable(f"only {len(pair.source)} frame(s): too short to measure motion")

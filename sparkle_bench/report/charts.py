@@ -82,7 +82,8 @@ def bars(board: pd.DataFrame, metrics: list[str]) -> str:
         axes.barh(range(len(values)), values, color="#3e7cb1", xerr=errors, error_kw={"ecolor": "#1d2230", "capsize": 3, "elinewidth": 1})
         axes.set_yticks(range(len(values)), labels if i % columns == 0 else [""] * len(values), fontsize=8)
         axes.invert_yaxis()
-        direction = "higher is better" if higher_is_better(metric) else "lower is better"
+        better = higher_is_better(metric)
+        direction = "no better direction" if better is None else "higher is better" if better else "lower is better"
         axes.set_title(f"{metric} ({short_header(metric, titles)}), {direction}", fontsize=8.5)
         axes.tick_params(axis="x", labelsize=7)
     return _data_uri(figure)
