@@ -35,15 +35,24 @@ def main() -> None:
         if not cropped.is_file():
             info = probe(edited)
             write_video(cropped, read_frames(edited)[:, 8:712], info.fps)
-        values = {align: [m(load_pair(source, cropped, mask, args.work_height, align=align)) for m in metrics]
-                  for align in ("resize", "crop")}
+        values = {
+            align: [m(load_pair(source, cropped, mask, args.work_height, align=align)) for m in metrics]
+            for align in ("resize", "crop")
+        }
         rows.append(values["resize"] + values["crop"])
-        print(f"{stem:28s} fg_psnr resize {values['resize'][0]:6.2f}  crop {values['crop'][0]:6.2f}   "
-              f"fg_ssim resize {values['resize'][1]:.3f}  crop {values['crop'][1]:.3f}", flush=True)
+        print(
+            f"{stem:28s} fg_psnr resize {values['resize'][0]:6.2f}  crop {values['crop'][0]:6.2f}   "
+            f"fg_ssim resize {values['resize'][1]:.3f}  crop {values['crop'][1]:.3f}",
+            flush=True,
+        )
     mean = np.mean(rows, axis=0)
     gain = np.array(rows)[:, 2] - np.array(rows)[:, 0]
-    print(f"{'mean':28s} fg_psnr resize {mean[0]:6.2f}  crop {mean[2]:6.2f}   fg_ssim resize {mean[1]:.3f}  crop {mean[3]:.3f}")
-    print(f"fg_psnr gain from cropping: mean {gain.mean():+.2f} dB, largest {gain.max():+.2f} dB over {len(rows)} pairs")
+    print(
+        f"{'mean':28s} fg_psnr resize {mean[0]:6.2f}  crop {mean[2]:6.2f}   fg_ssim resize {mean[1]:.3f}  crop {mean[3]:.3f}"
+    )
+    print(
+        f"fg_psnr gain from cropping: mean {gain.mean():+.2f} dB, largest {gain.max():+.2f} dB over {len(rows)} pairs"
+    )
 
 
 if __name__ == "__main__":

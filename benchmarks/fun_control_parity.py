@@ -34,6 +34,7 @@ def _import_videox_fun(root: Path):
     def stub(name: str) -> None:
         module = types.ModuleType(name)
         module.__path__ = []
+
         def attribute(attr: str):
             if attr.startswith("__"):
                 raise AttributeError(attr)
@@ -92,7 +93,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--guidance", type=float, default=6.0)
     parser.add_argument("--frames", type=int, default=9)
-    parser.add_argument("--reference", action="store_true", help="the start image also as Fun's reference image (ref_conv)")
+    parser.add_argument(
+        "--reference", action="store_true", help="the start image also as Fun's reference image (ref_conv)"
+    )
     args = parser.parse_args()
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -103,8 +106,17 @@ def main() -> None:
     transformer_module, pipeline_module = _import_videox_fun(args.videox_fun.resolve())
     with tempfile.TemporaryDirectory() as tmp:
         model, parts = tiny_fun_control(Path(tmp))
-        spec = {"kind": "fun_control", "model": str(model), "parts": str(parts), "steps": args.steps, "guidance": args.guidance,
-                "shift": 5.0, "boundary": 0.9, "negative_prompt": "blurry, static", "reference": args.reference}
+        spec = {
+            "kind": "fun_control",
+            "model": str(model),
+            "parts": str(parts),
+            "steps": args.steps,
+            "guidance": args.guidance,
+            "shift": 5.0,
+            "boundary": 0.9,
+            "negative_prompt": "blurry, static",
+            "reference": args.reference,
+        }
         ours = Renderer(spec, "cpu").backend
         rng = np.random.default_rng(0)
         height, width = 64, 96
@@ -113,26 +125,51 @@ def main() -> None:
         prompt, seed = "Put the subject on a windy beach at dusk.", 1234
         mine = ours.render(control, first, prompt, seed)
 
-        experts = {name: transformer_module.Wan2_2Transformer3DModel.from_pretrained(str(model / name), transformer_additional_kwargs={},
-                                                                                        torch_dtype=torch.float32).eval()
-                   for name in ("low_noise_model", "high_noise_model")}
-        pipeline_module.Wan2_2FunControlPipeline._execution_device = property(lambda self: torch.device("cpu"))  # the adapter has no hooks
-        torch.cuda.device = lambda device=None: contextlib.nullcontext()  # its denoising loop enters a CUDA device context
+        experts = {
+            name: transformer_module.Wan2_2Transformer3DModel.from_pretrained(
+                str(model / name), transformer_additional_kwargs={}, torch_dtype=torch.float32
+            ).eval()
+            for name in ("low_noise_model", "high_noise_model")
+        }
+        pipeline_module.Wan2_2FunControlPipeline._execution_device = property(
+            lambda self: torch.device("cpu")
+        )  # the adapter has no hooks
+        torch.cuda.device = lambda device=None: (
+            contextlib.nullcontext()
+        )  # its denoising loop enters a CUDA device context
         pipe = pipeline_module.Wan2_2FunControlPipeline(
-            tokenizer=ours.parts.tokenizer, text_encoder=ours.parts.text_encoder, vae=_vae_adapter(ours.parts.vae),
-            transformer=experts["low_noise_model"], transformer_2=experts["high_noise_model"],
-            scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=5.0))
+            tokenizer=ours.parts.tokenizer,
+            text_encoder=ours.parts.text_encoder,
+            vae=_vae_adapter(ours.parts.vae),
+            transformer=experts["low_noise_model"],
+            transformer_2=experts["high_noise_model"],
+            scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=5.0),
+        )
         video = torch.from_numpy(np.repeat(first[None], args.frames, 0)).permute(3, 0, 1, 2)[None].float() / 255
         mask = torch.full((1, 1, args.frames, height, width), 255.0)
         mask[:, :, 0] = 0
-        out = pipe(prompt, negative_prompt="blurry, static", height=height, width=width, video=video, mask_video=mask,
-                   control_video=torch.from_numpy(control).permute(3, 0, 1, 2)[None].float() / 255, num_frames=args.frames,
-                   num_inference_steps=args.steps, guidance_scale=args.guidance, boundary=0.9, shift=5,
-                   ref_image=video[:, :, :1] if args.reference else None, generator=torch.Generator("cpu").manual_seed(seed)).videos
+        out = pipe(
+            prompt,
+            negative_prompt="blurry, static",
+            height=height,
+            width=width,
+            video=video,
+            mask_video=mask,
+            control_video=torch.from_numpy(control).permute(3, 0, 1, 2)[None].float() / 255,
+            num_frames=args.frames,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            boundary=0.9,
+            shift=5,
+            ref_image=video[:, :, :1] if args.reference else None,
+            generator=torch.Generator("cpu").manual_seed(seed),
+        ).videos
         theirs = (out[0].permute(1, 2, 3, 0).float().numpy() * 255).round().astype(np.uint8)
     diff = np.abs(mine.astype(np.int16) - theirs.astype(np.int16))
-    print(f"frames {mine.shape}, {args.steps} steps, guidance {args.guidance}, reference {args.reference}: mean |ours - VideoX-Fun| = {diff.mean():.4f} "
-          f"grey levels (max {diff.max()}); output spread {mine.std():.1f}")
+    print(
+        f"frames {mine.shape}, {args.steps} steps, guidance {args.guidance}, reference {args.reference}: mean |ours - VideoX-Fun| = {diff.mean():.4f} "
+        f"grey levels (max {diff.max()}); output spread {mine.std():.1f}"
+    )
 
 
 if __name__ == "__main__":

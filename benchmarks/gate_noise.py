@@ -54,7 +54,11 @@ def variants(edited: Path, mask: Path, out: Path, count: int) -> dict[str, Path]
     for crf in (18, 23, 28):
         write_video(paths[f"crf{crf}"], frames, fps, crf=crf)
     rng = np.random.default_rng(0)
-    write_video(paths["grey1"], np.clip(frames.astype(np.int16) + rng.integers(-1, 2, frames.shape), 0, 255).astype(np.uint8), fps)
+    write_video(
+        paths["grey1"],
+        np.clip(frames.astype(np.int16) + rng.integers(-1, 2, frames.shape), 0, 255).astype(np.uint8),
+        fps,
+    )
     subject = resize_mask(load_mask(mask)[: len(frames)], (frames.shape[2], frames.shape[1]))
     write_video(paths["frozen"], composite(frames, subject, frames[:1]), fps)
     panned = shortcut_background(frames[0], "pan", PAN, len(frames))
@@ -98,8 +102,10 @@ def main() -> None:
                 largest, spread = max(largest, float(worse.max())), max(spread, float(worse.std(ddof=1)))
         suggested[metric] = (round_up(3 * largest), round_up(spread))
         print(f"{metric:12s} " + "  ".join(parts))
-    print("\ntolerance = 3 x the largest per-sample worsening any noise caused, noise sd = largest spread "
-          "(each rounded up to one significant digit; a metric noise never moved keeps its tolerance):")
+    print(
+        "\ntolerance = 3 x the largest per-sample worsening any noise caused, noise sd = largest spread "
+        "(each rounded up to one significant digit; a metric noise never moved keeps its tolerance):"
+    )
     for metric, (tolerance, spread) in suggested.items():
         print(f"  {metric:12s} tolerance {tolerance:g}  noise sd {spread:g}")
     print(f"values: {cache}")

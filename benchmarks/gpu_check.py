@@ -29,8 +29,16 @@ import torch
 
 PROMPT = "Replace the background with a busy harbour at dusk, keep the subject unchanged."
 GIB = 2**30
-QWEN25_SPECIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|object_ref_start|>": 151646,
-                      "<|vision_start|>": 151652, "<|vision_end|>": 151653, "<|image_pad|>": 151655, "<|video_pad|>": 151656}
+QWEN25_SPECIAL_IDS = {
+    "<|endoftext|>": 151643,
+    "<|im_start|>": 151644,
+    "<|im_end|>": 151645,
+    "<|object_ref_start|>": 151646,
+    "<|vision_start|>": 151652,
+    "<|vision_end|>": 151653,
+    "<|image_pad|>": 151655,
+    "<|video_pad|>": 151656,
+}
 
 
 def stand_in_processor():
@@ -47,8 +55,12 @@ def stand_in_processor():
     backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     backend.add_special_tokens(list(QWEN25_SPECIAL_IDS))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
-                               video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
 
 
 def build(tiny: bool, device: str, dtype: torch.dtype):
@@ -118,7 +130,9 @@ def inference_rows(model, frames: np.ndarray, device: str, probe_steps: int) -> 
         meter(lambda: steps(1))  # warm-up (kernels, allocator)
         _, seconds, peak = meter(lambda: steps(probe_steps))
         step = seconds / probe_steps
-        rows.append((f"denoising step ({source.shape[2]}x{source.shape[3]}x{source.shape[4]} latents)", f"{step:.3f} s", peak))
+        rows.append(
+            (f"denoising step ({source.shape[2]}x{source.shape[3]}x{source.shape[4]} latents)", f"{step:.3f} s", peak)
+        )
         for tiling in ("diffsynth", "off"):
             _, seconds, peak = meter(lambda: model.decode(latents, tiling, "diffsynth"))
             rows.append((f"VAE decode, tiling={tiling}", f"{seconds:.2f} s", peak))
@@ -146,13 +160,16 @@ def training_rows(model, frames: np.ndarray, device: str, tiny: bool) -> list[tu
     from sparkle_bench.train.config import TrainConfig
     from sparkle_bench.train.model import batch_loss, prepare_training
 
-    config = TrainConfig(weights="fp32" if tiny else "bf16", mixed_precision="no" if tiny else "bf16",
-                         qwen_lora_rank=4 if tiny else 64)
+    config = TrainConfig(
+        weights="fp32" if tiny else "bf16", mixed_precision="no" if tiny else "bf16", qwen_lora_rank=4 if tiny else 64
+    )
     model.place(device)
     training = prepare_training(config, model)
     sample = {"prompt": PROMPT, "source": frames, "target": frames[:, :, ::-1].copy()}
     meter, rows = Meter(device), []
-    autocast = torch.autocast("cuda", torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    )
 
     def forward_backward():
         with autocast:
@@ -162,7 +179,9 @@ def training_rows(model, frames: np.ndarray, device: str, tiny: bool) -> list[tu
 
     loss, seconds, peak = meter(forward_backward)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    rows.append((f"training forward+backward ({trainable / 1e6:,.0f}M trainable, checkpointing)", f"{seconds:.2f} s", peak))
+    rows.append(
+        (f"training forward+backward ({trainable / 1e6:,.0f}M trainable, checkpointing)", f"{seconds:.2f} s", peak)
+    )
     _, seconds, peak = meter(training.optimizer.step)
     note = " (upstream: ZeRO-2, optimizer on the CPU)" if peak == "out of memory" else ""
     rows.append((f"training optimizer step (AdamW){note}", f"{seconds:.2f} s", peak))
@@ -187,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_training:
         rows += training_rows(model, frames, device, args.tiny)
     width = max(len(r[0]) for r in rows)
-    print(f"{what}, {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]}, {dtype} on {gpu} "
-          f"(torch {torch.__version__}; {time.perf_counter() - started:.0f} s in all)")
+    print(
+        f"{what}, {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]}, {dtype} on {gpu} "
+        f"(torch {torch.__version__}; {time.perf_counter() - started:.0f} s in all)"
+    )
     print(f"{'what':<{width}}  {'time':>10}  {'peak GPU':>13}")
     for name, seconds, peak in rows:
         print(f"{name:<{width}}  {seconds:>10}  {peak:>13}")

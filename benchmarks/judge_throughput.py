@@ -37,13 +37,28 @@ def main() -> None:
     for concurrency in [int(c) for c in options.concurrency.split(",")]:
         server = JudgeServer({}, default=("slow", options.latency, "good"))
         with tempfile.TemporaryDirectory() as tmp:
-            args = ["judge", "--bench", "demo", "--model", "reference", "--runs-dir", f"{tmp}/runs", "--base-url", server.url,
-                    "--judge-cache", f"{tmp}/cache", "--concurrency", str(concurrency)]
+            args = [
+                "judge",
+                "--bench",
+                "demo",
+                "--model",
+                "reference",
+                "--runs-dir",
+                f"{tmp}/runs",
+                "--base-url",
+                server.url,
+                "--judge-cache",
+                f"{tmp}/cache",
+                "--concurrency",
+                str(concurrency),
+            ]
             first, again = timed(args), timed(args)
             (Path(tmp) / "runs" / "demo-reference" / "judge.jsonl").unlink()  # records gone, cache kept
             from_cache = timed(args)
         server.close()
-        print(f"{concurrency:>11} {first:>12.2f} {len(server.log) / first:>7.2f} {from_cache:>16.2f}   (records kept: {again:.2f} s)")
+        print(
+            f"{concurrency:>11} {first:>12.2f} {len(server.log) / first:>7.2f} {from_cache:>16.2f}   (records kept: {again:.2f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ def measure(model, frames: np.ndarray, steps: int, device: str) -> tuple[float, 
     start = time.perf_counter()
     model.generate("Replace the background with a busy harbour at dusk.", frames, None, Sampling(steps=steps))
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
     return seconds, peak
 
 
@@ -49,8 +52,11 @@ def compare_options(model, frames: np.ndarray, steps: int) -> None:
 
     official, seconds = run()
     print(f"official (tiling=diffsynth, rounding=diffsynth): {seconds:.2f} s")
-    for name, options in (("rounding=float32", {"rounding": "float32"}), ("tiling=diffusers", {"tiling": "diffusers"}),
-                          ("tiling=off", {"tiling": "off"})):
+    for name, options in (
+        ("rounding=float32", {"rounding": "float32"}),
+        ("tiling=diffusers", {"tiling": "diffusers"}),
+        ("tiling=off", {"tiling": "off"}),
+    ):
         video, took = run(**options)
         diff = np.abs(video.astype(int) - official)
         print(f"{name:<18} mean {diff.mean():.3f}  max {diff.max():3d} grey levels vs official; {took:.2f} s")
@@ -59,8 +65,10 @@ def compare_options(model, frames: np.ndarray, steps: int) -> None:
             path = Path(folder) / f"{crf}.mp4"
             write_video(path, frames, 15.0, crf=crf)
             diff = np.abs(read_frames(path).astype(int) - frames)
-            print(f"mp4 crf={crf:<9} mean {diff.mean():.3f}  max {diff.max():3d} grey levels lost on the source; "
-                  f"{path.stat().st_size / 1024:.0f} KiB")
+            print(
+                f"mp4 crf={crf:<9} mean {diff.mean():.3f}  max {diff.max():3d} grey levels lost on the source; "
+                f"{path.stat().st_size / 1024:.0f} KiB"
+            )
 
 
 def main() -> None:
@@ -93,8 +101,10 @@ def main() -> None:
     measure(model, frames[:5], 1, device)  # warm-up
     seconds, peak = measure(model, frames, args.steps, device)
     unit = "GB GPU" if device == "cuda" else "GB RSS"
-    print(f"{name}: {frames.shape[0]} frames at {frames.shape[2]}x{frames.shape[1]}, {args.steps} steps on {device}: "
-          f"{seconds:.2f} s/sample ({seconds / args.steps:.3f} s/step), peak {peak:.2f} {unit}")
+    print(
+        f"{name}: {frames.shape[0]} frames at {frames.shape[2]}x{frames.shape[1]}, {args.steps} steps on {device}: "
+        f"{seconds:.2f} s/sample ({seconds / args.steps:.3f} s/step), peak {peak:.2f} {unit}"
+    )
 
 
 if __name__ == "__main__":

@@ -41,11 +41,15 @@ def main() -> None:
         new.append(sum(_seconds(probe, f) for f in files) / len(files))
         old.append(sum(_seconds(_decord_probe, f) for f in files) / len(files))
     source = files[1] if files[1].name.endswith("_source.mp4") else files[0]
-    pair = statistics.median(_seconds(load_pair, source, source.with_name(source.name.replace("_source", "_edited")), None)
-                             for _ in range(max(1, args.repeat // 2)))
-    print(f"{len(files)} files, 1280x720, 81 frames: probe {statistics.median(new) * 1000:.1f} ms per file "
-          f"(decord open + frame 0: {statistics.median(old) * 1000:.1f} ms); load_pair at height 288: {pair * 1000:.0f} ms, "
-          f"so two probes are {2 * statistics.median(new) / pair:.1%} of loading a pair")
+    pair = statistics.median(
+        _seconds(load_pair, source, source.with_name(source.name.replace("_source", "_edited")), None)
+        for _ in range(max(1, args.repeat // 2))
+    )
+    print(
+        f"{len(files)} files, 1280x720, 81 frames: probe {statistics.median(new) * 1000:.1f} ms per file "
+        f"(decord open + frame 0: {statistics.median(old) * 1000:.1f} ms); load_pair at height 288: {pair * 1000:.0f} ms, "
+        f"so two probes are {2 * statistics.median(new) / pair:.1%} of loading a pair"
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,11 @@ def replicated_bench(real: Path, repeat: int, root: Path) -> Bench:
         stem = source.name[: -len("_source.mp4")]
         for k in range(repeat):
             sample_id = f"{stem}_r{k}"
-            links = {root / "sources" / f"{sample_id}.mp4": source, root / "outputs" / f"{sample_id}_edited.mp4": real / "pairs" / f"{stem}_edited.mp4",
-                     root / "masks" / f"{sample_id}.npz": real / "masks" / f"{stem}_source.npz"}
+            links = {
+                root / "sources" / f"{sample_id}.mp4": source,
+                root / "outputs" / f"{sample_id}_edited.mp4": real / "pairs" / f"{stem}_edited.mp4",
+                root / "masks" / f"{sample_id}.npz": real / "masks" / f"{stem}_source.npz",
+            }
             for link, target in links.items():
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(target.resolve())
@@ -60,19 +63,31 @@ def main() -> None:
         for workers in counts:
             run_dir = Path(tmp) / f"run-{workers}"
             start = time.perf_counter()
-            done = run_scoring(bench, adapter, bench.root / "outputs", run_dir, metrics, args.work_height, workers=workers)
+            done = run_scoring(
+                bench, adapter, bench.root / "outputs", run_dir, metrics, args.work_height, workers=workers
+            )
             elapsed = time.perf_counter() - start
             values = {k: r["metrics"] for k, r in run_records(run_dir).items()}
-            same = "" if reference is None else ("  records identical to 1 worker" if values == reference else "  RECORDS DIFFER")
+            same = (
+                ""
+                if reference is None
+                else ("  records identical to 1 worker" if values == reference else "  RECORDS DIFFER")
+            )
             reference = reference or values
             rates[workers] = done["ok"] / elapsed
-            print(f"{workers:3d} worker(s): {done['ok']} samples in {elapsed:6.1f} s = {rates[workers]:.3f} samples/s"
-                  f" ({rates[workers] / rates[counts[0]]:.2f}x){same}")
+            print(
+                f"{workers:3d} worker(s): {done['ok']} samples in {elapsed:6.1f} s = {rates[workers]:.3f} samples/s"
+                f" ({rates[workers] / rates[counts[0]]:.2f}x){same}"
+            )
     cores, most = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(), max(counts)
-    print(f"whole bench ({WHOLE_BENCH} samples) with {most} worker(s) on this {cores}-core machine: {WHOLE_BENCH / rates[most] / 60:.1f} min")
+    print(
+        f"whole bench ({WHOLE_BENCH} samples) with {most} worker(s) on this {cores}-core machine: {WHOLE_BENCH / rates[most] / 60:.1f} min"
+    )
     per_worker = rates[most] / most
-    print(f"projected on 16 cores at the per-worker rate measured with {most}: {WHOLE_BENCH / (16 * per_worker) / 60:.1f} min "
-          f"(goal < 2 min; assumes the scaling seen here holds to 16 workers)")
+    print(
+        f"projected on 16 cores at the per-worker rate measured with {most}: {WHOLE_BENCH / (16 * per_worker) / 60:.1f} min "
+        f"(goal < 2 min; assumes the scaling seen here holds to 16 workers)"
+    )
 
 
 if __name__ == "__main__":

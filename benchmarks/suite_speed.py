@@ -39,8 +39,10 @@ def main() -> None:
         print(f"{stem:28s} decode {decode:6.3f}s  metrics {suite:6.3f}s  ratio {suite / decode:5.2f}x")
     decode_total, suite_total = sum(r[1] for r in rows), sum(r[2] for r in rows)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"TOTAL {len(rows)} pairs: decode {decode_total:.2f}s, metrics {suite_total:.2f}s, "
-          f"ratio {suite_total / decode_total:.2f}x (target <= 2x); peak RSS {peak_mb:.0f} MB (target < 2048)")
+    print(
+        f"TOTAL {len(rows)} pairs: decode {decode_total:.2f}s, metrics {suite_total:.2f}s, "
+        f"ratio {suite_total / decode_total:.2f}x (target <= 2x); peak RSS {peak_mb:.0f} MB (target < 2048)"
+    )
 
 
 if __name__ == "__main__":

@@ -76,22 +76,31 @@ def main() -> None:
 
         (sources, rows), first = timed(planning)
         (_, rows_again), again = timed(planning)
-        print(f"planning, first time (fingerprints every file): {first:6.1f}s  ({first / args.rows * 1e3:.3f} ms/clip), "
-              f"{len(rows):,} samples, {sources.duplicates} duplicates")
+        print(
+            f"planning, first time (fingerprints every file): {first:6.1f}s  ({first / args.rows * 1e3:.3f} ms/clip), "
+            f"{len(rows):,} samples, {sources.duplicates} duplicates"
+        )
         print(f"planning, again (fingerprints cached):          {again:6.1f}s  ({again / args.rows * 1e3:.3f} ms/clip)")
 
-        steps = [Step("stage1", 1, accept, None, True, 0.5, 0, args.cpus), Step("stage2", 2, reject_a_third, None, True, 0.5, 0, args.cpus)]
+        steps = [
+            Step("stage1", 1, accept, None, True, 0.5, 0, args.cpus),
+            Step("stage2", 2, reject_a_third, None, True, 0.5, 0, args.cpus),
+        ]
         ctx = RunContext(cfg, digests, uuid.uuid4().hex)
         layout.run_file.write_text(f'{{"run": "{ctx.run_id}"}}')
         local_rows = [dict(r, id=r["id"]) for r in rows[: args.local_rows]]
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             kept_local, local = timed(lambda: sum(1 for _ in run_local(local_rows, steps, ctx)))
-        print(f"in-process loop, 2 steps, {len(local_rows):,} rows: {local:6.1f}s  ({local / len(local_rows) * 1e3:.3f} ms/row, "
-              f"{kept_local:,} kept)")
+        print(
+            f"in-process loop, 2 steps, {len(local_rows):,} rows: {local:6.1f}s  ({local / len(local_rows) * 1e3:.3f} ms/row, "
+            f"{kept_local:,} kept)"
+        )
         with ray_session("", args.cpus), contextlib.redirect_stdout(io.StringIO()):
             kept, wall = timed(lambda: sum(1 for _ in run_ray(rows, steps, ctx)))
-        print(f"local Ray ({args.cpus} CPUs), 2 steps, {len(rows):,} rows: {wall:6.1f}s  ({wall / len(rows) * 1e3:.3f} ms/row "
-              f"all in, {len(rows) / wall:,.0f} rows/s, {kept:,} kept)")
+        print(
+            f"local Ray ({args.cpus} CPUs), 2 steps, {len(rows):,} rows: {wall:6.1f}s  ({wall / len(rows) * 1e3:.3f} ms/row "
+            f"all in, {len(rows) / wall:,.0f} rows/s, {kept:,} kept)"
+        )
         _, replan = timed(lambda: plan(layout, sources.samples, digests, 1, 2))
         print(f"planning after the run ({2 * len(rows) - len(rows) // 3:,} decisions to read): {replan:6.1f}s")
         os.sync()

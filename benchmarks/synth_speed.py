@@ -67,7 +67,9 @@ def real_stage1(real: Path, root: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=4)
-    parser.add_argument("--real", type=Path, help="folder of real clips (e.g. ../shared/data/real) for stage 1 at full size")
+    parser.add_argument(
+        "--real", type=Path, help="folder of real clips (e.g. ../shared/data/real) for stage 1 at full size"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         tiny_runs(args.clips, Path(folder))

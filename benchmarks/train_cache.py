@@ -23,8 +23,12 @@ def synthetic_pairs(root: Path, count: int, frames: int, size: tuple[int, int]) 
 
     width, height = size
     ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
-    videos = [np.stack([np.broadcast_to((ramp + 7 * t + 40 * i) % 255, (height, width, 3)) for t in range(frames)]).astype(np.uint8)
-              for i in range(count)]
+    videos = [
+        np.stack([np.broadcast_to((ramp + 7 * t + 40 * i) % 255, (height, width, 3)) for t in range(frames)]).astype(
+            np.uint8
+        )
+        for i in range(count)
+    ]
     return write_training_root(root, videos)
 
 
@@ -60,18 +64,35 @@ def main() -> None:
     fitted = protocol_size(*size, settings.pixel_budget, settings.multiple)
     shape = (1, 48, (frame_count(args.frames, args.frames) - 1) // 4 + 1, fitted[1] // 16, fitted[0] // 16)
     for pair in pairs:
-        write_entry(entry_path(Path(settings.cache_dir), pair, settings.cache_settings()),
-                    {"source": torch.randn(shape).bfloat16(), "target": torch.randn(shape).bfloat16()})
-    common = (pairs, settings.num_frames, settings.pixel_budget, settings.multiple, settings.length_mismatch, settings.resize)
+        write_entry(
+            entry_path(Path(settings.cache_dir), pair, settings.cache_settings()),
+            {"source": torch.randn(shape).bfloat16(), "target": torch.randn(shape).bfloat16()},
+        )
+    common = (
+        pairs,
+        settings.num_frames,
+        settings.pixel_budget,
+        settings.multiple,
+        settings.length_mismatch,
+        settings.resize,
+    )
     results = {
         "decoding every frame (no cache)": pairs_per_second(PairDataset(*common), args.repeat, False),
         "cached latents + 16 source frames (encoder trains)": pairs_per_second(
-            PairDataset(*common, Path(settings.cache_dir), settings.cache_settings(), encoder_reads=True), args.repeat, True),
+            PairDataset(*common, Path(settings.cache_dir), settings.cache_settings(), encoder_reads=True),
+            args.repeat,
+            True,
+        ),
         "cached latents only (frozen encoder)": pairs_per_second(
-            PairDataset(*common, Path(settings.cache_dir), settings.cache_settings(), encoder_reads=False), args.repeat, True),
+            PairDataset(*common, Path(settings.cache_dir), settings.cache_settings(), encoder_reads=False),
+            args.repeat,
+            True,
+        ),
     }
-    print(f"{args.pairs} pairs of {args.frames} frames at {size[0]}x{size[1]} (fitted to {fitted[0]}x{fitted[1]}), "
-          f"latents {tuple(shape)} bf16, one process:")
+    print(
+        f"{args.pairs} pairs of {args.frames} frames at {size[0]}x{size[1]} (fitted to {fitted[0]}x{fitted[1]}), "
+        f"latents {tuple(shape)} bf16, one process:"
+    )
     for name, rate in results.items():
         print(f"  {name:52s} {rate:8.2f} pairs/s")
 

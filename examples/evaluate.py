@@ -35,8 +35,9 @@ def main() -> None:
     print("MACRO:", {k: result.macro[k] for k in ("fg_psnr", "bg_dynamics", "bg_static")})
 
     # 2. An adapter instance, with a few metrics.
-    mine = sparkle_bench.evaluate(bench="demo", model=HoldFirstFrame(), limit=4,
-                                  metrics=["fg_psnr", "fg_motion", "bg_static"])
+    mine = sparkle_bench.evaluate(
+        bench="demo", model=HoldFirstFrame(), limit=4, metrics=["fg_psnr", "fg_motion", "bg_static"]
+    )
     for sample_id, record in sorted(mine.records.items()):
         print(sample_id, record["status"], record["metrics"])
     print("frozen backgrounds:", mine.macro["bg_static"])  # 1.0: every sample frozen

@@ -13,12 +13,33 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # ``judge`` stays in sparkle_bench.api: here the name is the sparkle_bench.judge package.
-__all__ = ["__version__", "evaluate", "run_eval", "infer", "score", "summarize", "Result", "EvalSettings", "RunSettings",
-           "ScoreSettings", "Selection"]
+__all__ = [
+    "__version__",
+    "evaluate",
+    "run_eval",
+    "infer",
+    "score",
+    "summarize",
+    "Result",
+    "EvalSettings",
+    "RunSettings",
+    "ScoreSettings",
+    "Selection",
+]
 
 if TYPE_CHECKING:
-    from .api import EvalSettings, Result, RunSettings, ScoreSettings, Selection, evaluate, infer, run_eval, score
-    from .api import summarize
+    from .api import (
+        EvalSettings,
+        Result,
+        RunSettings,
+        ScoreSettings,
+        Selection,
+        evaluate,
+        infer,
+        run_eval,
+        score,
+        summarize,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -52,6 +52,14 @@ def agreement_table(run_dir: Path, min_samples: int = 3) -> pd.DataFrame:
                 rho, p = (math.nan, math.nan)
                 if len(pair) >= min_samples and pair[dim].nunique() > 1 and pair[metric].nunique() > 1:
                     rho, p = spearmanr(pair[dim], _sign(metric) * pair[metric])
-                out.append({"theme": theme, "judge": dim, "metric": metric, "n": len(pair),
-                            "spearman_rho": round(float(rho), 4), "p_value": round(float(p), 4)})
+                out.append(
+                    {
+                        "theme": theme,
+                        "judge": dim,
+                        "metric": metric,
+                        "n": len(pair),
+                        "spearman_rho": round(float(rho), 4),
+                        "p_value": round(float(p), 4),
+                    }
+                )
     return pd.DataFrame(out)

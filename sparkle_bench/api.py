@@ -65,9 +65,17 @@ class RunSettings:
     def record(self) -> dict[str, Any]:
         """The settings as a run's provenance keeps them (an adapter instance by its spec)."""
         model = self.model if isinstance(self.model, str) else self.model.spec
-        return {**_plain(dataclasses.asdict(self.selection)), "model": model, "model_options": dict(self.model_options),
-                "reference": self.reference, "offload": self.offload, "runs_dir": str(self.runs_dir),
-                "run_name": self.run_name, "label": self.label, "shard": _shard_text(self.shard)}
+        return {
+            **_plain(dataclasses.asdict(self.selection)),
+            "model": model,
+            "model_options": dict(self.model_options),
+            "reference": self.reference,
+            "offload": self.offload,
+            "runs_dir": str(self.runs_dir),
+            "run_name": self.run_name,
+            "label": self.label,
+            "shard": _shard_text(self.shard),
+        }
 
 
 @dataclass
@@ -184,8 +192,9 @@ def memory_plan(run: RunSettings) -> list[str] | None:
     return None if plan is None else list(plan())
 
 
-def open_run(run: RunSettings, arguments: dict[str, Any], fetch_weights: bool = False,
-             metrics: dict[str, str] | None = None) -> OpenRun:
+def open_run(
+    run: RunSettings, arguments: dict[str, Any], fetch_weights: bool = False, metrics: dict[str, str] | None = None
+) -> OpenRun:
     """Select the bench, build the adapter, create or re-open the run folder (recording
     ``arguments`` and the ``metrics``' classes), set the adapter up; with ``fetch_weights``, every
     hub repository a generating adapter reads is fetched (or named) before any weight loads."""
@@ -204,8 +213,9 @@ def open_run(run: RunSettings, arguments: dict[str, Any], fetch_weights: bool = 
         from .runner import shard_samples
 
         spec = run.model if isinstance(run.model, str) else adapter.spec
-        ensure_weights(adapter, shard_samples(bench.samples, shard), run_dir / "outputs", spec,
-                       list(run.model_options.items()))
+        ensure_weights(
+            adapter, shard_samples(bench.samples, shard), run_dir / "outputs", spec, list(run.model_options.items())
+        )
     return OpenRun(bench, adapter, run_dir, shard)
 
 
@@ -223,8 +233,9 @@ def _infer(opened: OpenRun, strict: bool = False) -> Result:
     console.print(f"inference: {report.generated} generated, {report.cached} already there, {report.failed} failed")
     if report.failed and (strict or not report.generated):
         which = "every sample tried" if not report.generated else f"{report.failed} sample(s)"
-        console.print(f"[red]error[/]: inference failed for {which}; first cause: {report.first_failure}",
-                      soft_wrap=True)
+        console.print(
+            f"[red]error[/]: inference failed for {which}; first cause: {report.first_failure}", soft_wrap=True
+        )
         result.exit_code = 1 if not report.generated else 3
     return result
 
@@ -234,10 +245,21 @@ def _score(opened: OpenRun, scoring: ScoreSettings, metrics: list, result: Resul
     (:func:`sparkle_bench.runner.scoring_outcome`), which the table stage keeps."""
     from .runner import default_workers, run_scoring, scoring_outcome
 
-    counts = run_scoring(opened.bench, opened.adapter, opened.run_dir / "outputs", opened.run_dir, metrics,
-                         scoring.work_height, opened.shard, scoring.workers or default_workers(), scoring.align)
-    console.print(f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, "
-                  f"{counts['missing']} missing")
+    counts = run_scoring(
+        opened.bench,
+        opened.adapter,
+        opened.run_dir / "outputs",
+        opened.run_dir,
+        metrics,
+        scoring.work_height,
+        opened.shard,
+        scoring.workers or default_workers(),
+        scoring.align,
+    )
+    console.print(
+        f"scoring: {counts['ok']} scored, {counts['reused']} reused, {counts['failed']} failed, "
+        f"{counts['missing']} missing"
+    )
     result.scoring = counts
     result.exit_code, result.error = scoring_outcome(opened.bench, opened.run_dir, opened.shard)
 
@@ -273,8 +295,13 @@ def run_eval(settings: EvalSettings) -> Result:
     from .metrics import load_metrics
 
     metrics = load_metrics(settings.scoring.names())
-    arguments = {**settings.run.record(), **settings.scoring.record(), "missing_policy": settings.missing_policy,
-                 "strict": settings.strict, "judge": settings.judge.record() if settings.judge else None}
+    arguments = {
+        **settings.run.record(),
+        **settings.scoring.record(),
+        "missing_policy": settings.missing_policy,
+        "strict": settings.strict,
+        "judge": settings.judge.record() if settings.judge else None,
+    }
     opened = open_run(settings.run, arguments, fetch_weights=True, metrics=_metric_specs(metrics))
     result = _infer(opened)
     if result.exit_code:
@@ -293,22 +320,47 @@ def run_eval(settings: EvalSettings) -> Result:
 
 
 def evaluate(
-    bench: str = "demo", model: str | ModelAdapter = "still-composite", *, themes: list[str] | None = None,
-    ids: list[str] | None = None, limit: int | None = None, subset: str | None = None, masks: str | Path | None = None,
-    metrics: list[str] | tuple[str, ...] | None = None, work_height: int = 288, align: str = "crop",
-    workers: int | None = None, judge: str | JudgeOptions | None = None, runs_dir: str | Path = "runs",
-    run_name: str | None = None, label: str | None = None, model_options: dict[str, Any] | None = None,
-    reference: bool = False, offload: bool = False, shard: str | tuple[int, int] | None = None,
-    strict: bool = False, missing_policy: str = "exclude", check_weights: bool = True,
+    bench: str = "demo",
+    model: str | ModelAdapter = "still-composite",
+    *,
+    themes: list[str] | None = None,
+    ids: list[str] | None = None,
+    limit: int | None = None,
+    subset: str | None = None,
+    masks: str | Path | None = None,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    work_height: int = 288,
+    align: str = "crop",
+    workers: int | None = None,
+    judge: str | JudgeOptions | None = None,
+    runs_dir: str | Path = "runs",
+    run_name: str | None = None,
+    label: str | None = None,
+    model_options: dict[str, Any] | None = None,
+    reference: bool = False,
+    offload: bool = False,
+    shard: str | tuple[int, int] | None = None,
+    strict: bool = False,
+    missing_policy: str = "exclude",
+    check_weights: bool = True,
 ) -> Result:
     """Evaluate ``model`` on ``bench``, as ``sparkle-bench eval`` with the same settings would, into
     ``runs_dir/run_name`` (default ``<bench>-<model>``); re-running resumes. ``judge``: ``"openai"``
     or ``"local"`` with default settings, or a :class:`~sparkle_bench.judge.setup.JudgeOptions`."""
     from .judge.setup import JudgeOptions
 
-    run = RunSettings(model, Selection(bench, themes, ids, limit, subset, Path(masks) if masks else None),
-                      {k: str(v) for k, v in (model_options or {}).items()}, reference, offload, Path(runs_dir),
-                      run_name, label, shard, check_weights)
+    run = RunSettings(
+        model,
+        Selection(bench, themes, ids, limit, subset, Path(masks) if masks else None),
+        {k: str(v) for k, v in (model_options or {}).items()},
+        reference,
+        offload,
+        Path(runs_dir),
+        run_name,
+        label,
+        shard,
+        check_weights,
+    )
     options = JudgeOptions(backend=judge) if isinstance(judge, str) else judge
     scoring = ScoreSettings(metrics, work_height, align, workers)
     return run_eval(EvalSettings(run, scoring, options, missing_policy, strict))
@@ -344,8 +396,9 @@ def judge(run: RunSettings, options: JudgeOptions, *, missing_policy: str = "exc
     return _table(result, opened.bench, missing_policy, strict)
 
 
-def summarize(run_dir: str | Path, *, missing_policy: str = "exclude", strict: bool = False,
-              label: str | None = None) -> Result:
+def summarize(
+    run_dir: str | Path, *, missing_policy: str = "exclude", strict: bool = False, label: str | None = None
+) -> Result:
     """The table stage: summary.csv of a run folder from its records (all shards'), on the bench
     selection its provenance names. ``label`` renames the run in tables from now on."""
     from .runs import bench_of_run, write_provenance
@@ -357,5 +410,21 @@ def summarize(run_dir: str | Path, *, missing_policy: str = "exclude", strict: b
     return _table(Result(run_dir), bench, missing_policy, strict)
 
 
-__all__ = ["EvalSettings", "OpenRun", "Result", "RunSettings", "ScoreSettings", "Selection", "evaluate", "infer",
-           "judge", "load_adapter", "memory_plan", "open_run", "run_eval", "score", "select_bench", "summarize"]
+__all__ = [
+    "EvalSettings",
+    "OpenRun",
+    "Result",
+    "RunSettings",
+    "ScoreSettings",
+    "Selection",
+    "evaluate",
+    "infer",
+    "judge",
+    "load_adapter",
+    "memory_plan",
+    "open_run",
+    "run_eval",
+    "score",
+    "select_bench",
+    "summarize",
+]

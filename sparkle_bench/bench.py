@@ -172,9 +172,14 @@ def load_sparkle(root: Path, themes: list[str] | None = None, name: str = "spark
             ref = root / "ref_images" / theme / f"{sample_id}.png"
             samples.append(
                 Sample(
-                    id=sample_id, theme=theme, prompt=str(row.prompt), source=source,
-                    subtheme=subtheme.strip(), scene=scene.strip(),
-                    original_scene=info.get("original_scene"), ref_image=ref if ref.is_file() else None,
+                    id=sample_id,
+                    theme=theme,
+                    prompt=str(row.prompt),
+                    source=source,
+                    subtheme=subtheme.strip(),
+                    scene=scene.strip(),
+                    original_scene=info.get("original_scene"),
+                    ref_image=ref if ref.is_file() else None,
                 )
             )
         for orphan in sorted(set(metadata) - csv_ids):
@@ -184,7 +189,9 @@ def load_sparkle(root: Path, themes: list[str] | None = None, name: str = "spark
     masks = root / "masks"
     reference = root / "reference"
     return Bench(
-        name=name, root=root, samples=tuple(sorted(samples, key=lambda s: (s.theme, s.id))),
+        name=name,
+        root=root,
+        samples=tuple(sorted(samples, key=lambda s: (s.theme, s.id))),
         checksum=_checksum(manifests, [s.source for s in samples]),
         masks_dir=masks if masks.is_dir() else None,
         reference_dir=reference if reference.is_dir() else None,
@@ -214,8 +221,11 @@ def load_openve(csv_path: Path) -> Bench:
         raise BenchError(f"OpenVE-Bench {csv_path.name}", problems)
     masks = root / "masks"
     return Bench(
-        name="openve", root=root, samples=tuple(sorted(samples, key=lambda s: (s.theme, s.id))),
-        checksum=_checksum([csv_path], [s.source for s in samples]), masks_dir=masks if masks.is_dir() else None,
+        name="openve",
+        root=root,
+        samples=tuple(sorted(samples, key=lambda s: (s.theme, s.id))),
+        checksum=_checksum([csv_path], [s.source for s in samples]),
+        masks_dir=masks if masks.is_dir() else None,
     )
 
 
@@ -237,8 +247,11 @@ def _stable_order(sample: Sample) -> str:
 
 
 def select(
-    bench: Bench, themes: list[str] | None = None, ids: list[str] | None = None,
-    limit: int | None = None, per_theme: int | None = None,
+    bench: Bench,
+    themes: list[str] | None = None,
+    ids: list[str] | None = None,
+    limit: int | None = None,
+    per_theme: int | None = None,
 ) -> Bench:
     """Subset by theme, id list, a total ``limit`` or ``per_theme``; deterministic and stratified."""
     samples = list(bench.samples)
@@ -246,7 +259,9 @@ def select(
     if themes:
         unknown = sorted(set(themes) - set(bench.themes))
         if unknown:
-            raise BenchError(bench.name, [f"unknown theme(s) {', '.join(unknown)}; this bench has {', '.join(bench.themes)}"])
+            raise BenchError(
+                bench.name, [f"unknown theme(s) {', '.join(unknown)}; this bench has {', '.join(bench.themes)}"]
+            )
         samples = [s for s in samples if s.theme in themes]
         selection["themes"] = sorted(themes)
     if ids:

@@ -24,20 +24,33 @@ from .video import write_video
 DEMO_VERSION = 1
 HEIGHT, WIDTH, FPS = 256, 448, 16
 SCENES: dict[str, list[tuple[str, str, str]]] = {  # theme -> (subtheme, scene, moving element)
-    "location": [("urban", "rooftop overlooking a city skyline", "clouds"),
-                 ("nature", "misty pine forest", "mist"),
-                 ("coast", "sandy beach with rolling waves", "waves")],
-    "season": [("winter", "snowy village street", "snow"),
-               ("autumn", "park with falling leaves", "leaves"),
-               ("spring", "blossoming cherry orchard", "petals")],
-    "time": [("night", "neon-lit city street", "rain"),
-             ("dawn", "quiet lake at sunrise", "waves"),
-             ("dusk", "desert road at sunset", "clouds")],
-    "style": [("cinematic", "rainy noir alley", "rain"),
-              ("painterly", "impressionist flower garden", "petals"),
-              ("retro", "1980s arcade hall", "clouds")],
+    "location": [
+        ("urban", "rooftop overlooking a city skyline", "clouds"),
+        ("nature", "misty pine forest", "mist"),
+        ("coast", "sandy beach with rolling waves", "waves"),
+    ],
+    "season": [
+        ("winter", "snowy village street", "snow"),
+        ("autumn", "park with falling leaves", "leaves"),
+        ("spring", "blossoming cherry orchard", "petals"),
+    ],
+    "time": [
+        ("night", "neon-lit city street", "rain"),
+        ("dawn", "quiet lake at sunrise", "waves"),
+        ("dusk", "desert road at sunset", "clouds"),
+    ],
+    "style": [
+        ("cinematic", "rainy noir alley", "rain"),
+        ("painterly", "impressionist flower garden", "petals"),
+        ("retro", "1980s arcade hall", "clouds"),
+    ],
 }
-PARTICLE_COLOURS = {"snow": (245, 245, 250), "leaves": (210, 110, 30), "petals": (250, 180, 200), "rain": (170, 180, 210)}
+PARTICLE_COLOURS = {
+    "snow": (245, 245, 250),
+    "leaves": (210, 110, 30),
+    "petals": (250, 180, 200),
+    "rain": (170, 180, 210),
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,10 @@ class Clip:
 
     @property
     def prompt(self) -> str:
-        return (f"Replace the background with a {self.scene}, alive with moving {self.element}; "
-                f"keep the person and their motion unchanged.")
+        return (
+            f"Replace the background with a {self.scene}, alive with moving {self.element}; "
+            f"keep the person and their motion unchanged."
+        )
 
     def rng(self, part: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, sorted(SCENES).index(self.theme), self.index, part])
@@ -192,11 +207,19 @@ def build_demo_bench(root: Path, seed: int = 0) -> Path:
         sample_out = f"{clip.theme}/{clip.subtheme}---{clip.scene.replace(' ', '_')}/{clip.id}_edited.mp4"
         write_video(tmp / "reference" / sample_out, render_reference(clip, masks), FPS)
         rows[clip.theme].append(f'{clip.theme},"{clip.prompt}",{rel}')
-        meta[clip.theme].append(json.dumps({
-            "id": clip.id, "prompt": clip.prompt,
-            "metadata": {"edit_type": clip.theme, "chosen_keyword": f"{clip.subtheme}: {clip.scene}",
-                         "original_scene": "A plain room with furniture blocks and a walking figure."},
-        }))
+        meta[clip.theme].append(
+            json.dumps(
+                {
+                    "id": clip.id,
+                    "prompt": clip.prompt,
+                    "metadata": {
+                        "edit_type": clip.theme,
+                        "chosen_keyword": f"{clip.subtheme}: {clip.scene}",
+                        "original_scene": "A plain room with furniture blocks and a walking figure.",
+                    },
+                }
+            )
+        )
     for theme in SCENES:
         (tmp / f"{theme}_bench.csv").write_text("\n".join(rows[theme]) + "\n", encoding="utf-8")
         (tmp / f"{theme}_metadata.jsonl").write_text("\n".join(meta[theme]) + "\n", encoding="utf-8")

@@ -11,13 +11,32 @@ import sys
 import pandas as pd
 
 from .bench import Bench
-from .tables import (CI_SUFFIXES, RANK_COLUMN, RANK_NOTE, RANK_SUFFIXES, UNAVAILABLE_COLUMN, canonical_order, column_rank,
-                     companion_columns, integer_counts, is_companion, parse_unavailable)
+from .tables import (
+    CI_SUFFIXES,
+    RANK_COLUMN,
+    RANK_NOTE,
+    RANK_SUFFIXES,
+    UNAVAILABLE_COLUMN,
+    canonical_order,
+    column_rank,
+    companion_columns,
+    integer_counts,
+    is_companion,
+    parse_unavailable,
+)
 
 GROUP_TITLES = {"counts": "counts", "metrics": "objective metrics", "judge": "judge, 1-5", "other": "values"}
-COUNT_HEADERS = {"n_total": "N", "n_scored": "ok", "n_failed": "fail", "n_missing": "miss",
-                 "n_short": "short", "n_orientation": "orient",
-                 "n_judged": "j.ok", "n_judge_failed": "j.fail", "n_judge_missing": "j.miss"}
+COUNT_HEADERS = {
+    "n_total": "N",
+    "n_scored": "ok",
+    "n_failed": "fail",
+    "n_missing": "miss",
+    "n_short": "short",
+    "n_orientation": "orient",
+    "n_judged": "j.ok",
+    "n_judge_failed": "j.fail",
+    "n_judge_missing": "j.miss",
+}
 KEY_HEADERS = {"source": "src", "judge_missing_policy": "judge missing-policy"}
 ROW_KEYS = ["model", "theme", RANK_COLUMN, "source", "bench"]  # what a row is, most telling first
 MAX_KEY_WIDTH = 28  # longer run labels wrap inside their cell
@@ -122,7 +141,11 @@ def with_group(value: str, row: pd.Series, column: str) -> str:
 def value_columns(table: pd.DataFrame) -> list[str]:
     """Numeric columns, the known ones in a fixed order (counts, subject, background, judge);
     intervals and letters are shown with their value, never as columns of their own."""
-    columns = [c for c in table.columns if c != UNAVAILABLE_COLUMN and not is_companion(c) and pd.api.types.is_numeric_dtype(table[c])]
+    columns = [
+        c
+        for c in table.columns
+        if c != UNAVAILABLE_COLUMN and not is_companion(c) and pd.api.types.is_numeric_dtype(table[c])
+    ]
     return sorted(columns, key=column_order)
 
 
@@ -135,10 +158,18 @@ def shown_columns(table: pd.DataFrame) -> list[str]:
 def key_columns(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(text columns that tell rows apart, text columns constant over the table). Published rows
     are marked in the model's cell, so ``source`` needs no column of its own."""
-    text = [c for c in dict.fromkeys(ROW_KEYS + list(table.columns)) if c in table and c != UNAVAILABLE_COLUMN
-            and not is_companion(c) and c not in value_columns(table)]
-    sources_in_model = "model" in table and set(table.get("source", pd.Series([], dtype=object)).dropna()) <= {"measured", "paper"}
-    varying = [c for c in text if (table[c].nunique() > 1 or c == RANK_COLUMN) and not (c == "source" and sources_in_model)]
+    text = [
+        c
+        for c in dict.fromkeys(ROW_KEYS + list(table.columns))
+        if c in table and c != UNAVAILABLE_COLUMN and not is_companion(c) and c not in value_columns(table)
+    ]
+    sources_in_model = "model" in table and set(table.get("source", pd.Series([], dtype=object)).dropna()) <= {
+        "measured",
+        "paper",
+    }
+    varying = [
+        c for c in text if (table[c].nunique() > 1 or c == RANK_COLUMN) and not (c == "source" and sources_in_model)
+    ]
     constant = [c for c in text if c not in varying and table[c].nunique() == 1]
     if not varying and text:
         keep = "model" if "model" in text else next(c for c in table.columns if c in text)
@@ -185,8 +216,10 @@ def select_columns(table: pd.DataFrame, wanted: list[str] | None) -> pd.DataFram
         names.setdefault(group_of(column), []).append(column)
     unknown = [w for w in wanted if w.lower() not in names]
     if unknown:
-        raise ValueError(f"unknown column(s) {', '.join(unknown)}; this table has {', '.join(values)} "
-                         f"(or a group: {', '.join(sorted({group_of(c) for c in values}))})")
+        raise ValueError(
+            f"unknown column(s) {', '.join(unknown)}; this table has {', '.join(values)} "
+            f"(or a group: {', '.join(sorted({group_of(c) for c in values}))})"
+        )
     chosen = [c for w in wanted for c in names[w.lower()]]
     companions = {i for c in chosen for i in companion_columns(c)}
     keep = [c for c in table.columns if (c not in values and not is_companion(c)) or c in chosen or c in companions]
@@ -229,11 +262,17 @@ def render(table: pd.DataFrame, title: str, width: int, ci: bool = False) -> lis
     titles = table_titles(table)
     keys, constant = key_columns(table)
     rows = table.reset_index(drop=True)
-    facts = [str(v) if c in ROW_KEYS else f"{KEY_HEADERS.get(c, c)}: {v}" for c in constant for v in rows[c].dropna().unique()]
+    facts = [
+        str(v) if c in ROW_KEYS else f"{KEY_HEADERS.get(c, c)}: {v}"
+        for c in constant
+        for v in rows[c].dropna().unique()
+    ]
     out: list = [Text(" · ".join([title] + facts), style="bold")]
     marks = [parse_unavailable(v) for v in table.get(UNAVAILABLE_COLUMN, pd.Series([""] * len(table)))]
     key_cells = {c: _key_cells(rows, c) for c in keys}
-    key_width = {c: min(MAX_KEY_WIDTH, max([len(KEY_HEADERS.get(c, c))] + [len(v) for v in key_cells[c]])) for c in keys}
+    key_width = {
+        c: min(MAX_KEY_WIDTH, max([len(KEY_HEADERS.get(c, c))] + [len(v) for v in key_cells[c]])) for c in keys
+    }
     wraps = any(len(v) > MAX_KEY_WIDTH for c in keys for v in key_cells[c])
     legend: dict[str, str] = {}
     marked = False
@@ -246,9 +285,15 @@ def render(table: pd.DataFrame, title: str, width: int, ci: bool = False) -> lis
         cells = {c: [with_group(text, rows.iloc[i], c) for i, text in enumerate(cells[c])] for c in columns}
         headers = {c: short_header(c, titles) for c in columns}
         widths = [(c, max([len(headers[c])] + [len(v) for v in cells[c]])) for c in columns]
-        for part in (_chunks(list(key_width.values()), widths, width) if columns else []):
-            view = Table(title=GROUP_TITLES[group], title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                         show_lines=wraps)  # a blank line between rows, so a wrapped label never reads as another row
+        for part in _chunks(list(key_width.values()), widths, width) if columns else []:
+            view = Table(
+                title=GROUP_TITLES[group],
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                show_lines=wraps,
+            )  # a blank line between rows, so a wrapped label never reads as another row
             for c in keys:
                 view.add_column(KEY_HEADERS.get(c, c), max_width=MAX_KEY_WIDTH, overflow="fold")
             for c in part:
@@ -283,11 +328,19 @@ def to_markdown(table: pd.DataFrame, ci: bool = False) -> str:
     table = table.reset_index(drop=True)
     marks = [parse_unavailable(v) for v in table.get(UNAVAILABLE_COLUMN, pd.Series([""] * len(table)))]
     values = set(shown_columns(table))
-    columns = [c for c in table.columns if c in values or (c != UNAVAILABLE_COLUMN and not is_companion(c) and c not in value_columns(table))]
+    columns = [
+        c
+        for c in table.columns
+        if c in values or (c != UNAVAILABLE_COLUMN and not is_companion(c) and c not in value_columns(table))
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if c in values else "---" for c in columns) + "|"]
     for i, row in table.iterrows():
-        cells = [with_group(with_interval(cell(row[c], c, marks[i]), row, c) if ci else cell(row[c], c, marks[i]), row, c)
-                 if c in values else _text(row[c]) for c in columns]
+        cells = [
+            with_group(with_interval(cell(row[c], c, marks[i]), row, c) if ci else cell(row[c], c, marks[i]), row, c)
+            if c in values
+            else _text(row[c])
+            for c in columns
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if ci and any(c + CI_SUFFIXES[0] in table for c in values):
         lines += ["", CI_NOTE]
@@ -296,7 +349,9 @@ def to_markdown(table: pd.DataFrame, ci: bool = False) -> str:
     return "\n".join(lines)
 
 
-def show(table: pd.DataFrame, title: str, fmt: str = "table", columns: list[str] | None = None, ci: bool = False) -> None:
+def show(
+    table: pd.DataFrame, title: str, fmt: str = "table", columns: list[str] | None = None, ci: bool = False
+) -> None:
     """Print ``table`` to stdout: fitted to the terminal (``table``), or ``csv``/``md``/``json``;
     every format in one column order. ``ci``: values with ``±`` (table, md); csv and json always
     carry the interval bounds."""

@@ -21,8 +21,17 @@ def bench_repo(bench: str, themes: list[str] | None = None) -> HubRepo:
         raise ValueError(f"unknown bench {bench!r}; known: {', '.join(HUB)}")
     patterns = None
     if themes and bench == "sparkle":
-        patterns = tuple(p for t in themes for p in (f"{t}_bench.csv", f"{t}_metadata.jsonl", f"source_videos/{t}/*", f"ref_images/{t}/*"))
-    return HubRepo(HUB[bench], patterns, repo_type="dataset", why=f"{bench} bench" + (f" ({', '.join(themes)})" if patterns else ""))
+        patterns = tuple(
+            p
+            for t in themes
+            for p in (f"{t}_bench.csv", f"{t}_metadata.jsonl", f"source_videos/{t}/*", f"ref_images/{t}/*")
+        )
+    return HubRepo(
+        HUB[bench],
+        patterns,
+        repo_type="dataset",
+        why=f"{bench} bench" + (f" ({', '.join(themes)})" if patterns else ""),
+    )
 
 
 def download_bench(bench: str, root: Path, themes: list[str] | None = None) -> Path:
@@ -43,5 +52,7 @@ def download_model(spec: str, options: dict[str, str]) -> list[Path]:
     if not repos:
         console.print(f"{adapter.spec} reads nothing from the Hugging Face hub; nothing to download")
         return []
-    console.print(f"{adapter.spec} reads {len(repos)} hub repositor{'y' if len(repos) == 1 else 'ies'} (only the files it uses):")
+    console.print(
+        f"{adapter.spec} reads {len(repos)} hub repositor{'y' if len(repos) == 1 else 'ies'} (only the files it uses):"
+    )
     return fetch(repos)

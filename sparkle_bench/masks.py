@@ -48,7 +48,10 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return mask
     stack = np.ascontiguousarray(mask.transpose(1, 2, 0).astype(np.uint8))
     out = np.stack(
-        [cv2.resize(stack[:, :, i : i + 1], (width, height), interpolation=cv2.INTER_NEAREST) for i in range(stack.shape[2])]
+        [
+            cv2.resize(stack[:, :, i : i + 1], (width, height), interpolation=cv2.INTER_NEAREST)
+            for i in range(stack.shape[2])
+        ]
     )
     return out.astype(bool)
 

@@ -54,15 +54,24 @@ def match_geometry(src: VideoInfo, edt: VideoInfo, align: str = "crop") -> tuple
     if abs(edt.width / edt.height - src.width / src.height) <= ASPECT_TOLERANCE * src.width / src.height:
         return None, [f"size: {sizes}, same aspect, both resized to the working size"]
     if align == "resize":
-        return None, [f"size: {sizes}, other aspect, both resized to the working size (--align resize: the edit is stretched)"]
+        return None, [
+            f"size: {sizes}, other aspect, both resized to the working size (--align resize: the edit is stretched)"
+        ]
     rows, cols = centre_crop(src.width, src.height, (edt.width, edt.height))
     region = f"rows {rows.start}-{rows.stop}, columns {cols.start}-{cols.stop}"
-    return (rows, cols), [f"size: {sizes}, other aspect: source and mask centre-cropped to {cols.stop - cols.start}x"
-                          f"{rows.stop - rows.start} ({region}), then both resized to the working size (--align crop)"]
+    return (rows, cols), [
+        f"size: {sizes}, other aspect: source and mask centre-cropped to {cols.stop - cols.start}x"
+        f"{rows.stop - rows.start} ({region}), then both resized to the working size (--align crop)"
+    ]
 
 
-def read_region(path: Path, size: tuple[int, int], indices: np.ndarray, region: tuple[slice, slice] | None,
-                info: VideoInfo | None = None) -> np.ndarray:
+def read_region(
+    path: Path,
+    size: tuple[int, int],
+    indices: np.ndarray,
+    region: tuple[slice, slice] | None,
+    info: VideoInfo | None = None,
+) -> np.ndarray:
     """Frames ``indices`` of a video, cropped to ``region`` (None: whole frame) at full size, then
     resized to ``size`` (W, H) with area averaging; decoded a chunk at a time."""
     out = np.empty((len(indices), size[1], size[0], 3), np.uint8)
@@ -91,9 +100,11 @@ def match_frames(src: VideoInfo, edt: VideoInfo) -> tuple[np.ndarray, np.ndarray
     if edt.num_frames == src.num_frames or (edt.num_frames == protocol and edt.num_frames < src.num_frames):
         idx = np.arange(edt.num_frames)
         if abs(edt.fps - src.fps) > 0.01 or edt.times is not None:
-            notes.append(f"fps: edited {_rate(edt)} vs source {_rate(src)}, "
-                         f"{'same frame count' if edt.num_frames == src.num_frames else 'the protocol frame count'}, "
-                         f"frames matched by index")
+            notes.append(
+                f"fps: edited {_rate(edt)} vs source {_rate(src)}, "
+                f"{'same frame count' if edt.num_frames == src.num_frames else 'the protocol frame count'}, "
+                f"frames matched by index"
+            )
         elif edt.num_frames < src.num_frames:
             notes.append(f"frames: edited {edt.num_frames} vs source {src.num_frames}, the protocol's first {protocol}")
         return idx, idx, notes
@@ -110,8 +121,10 @@ def match_frames(src: VideoInfo, edt: VideoInfo) -> tuple[np.ndarray, np.ndarray
     edt_idx = np.where(np.abs(edt_t[after] - src_t) < np.abs(src_t - edt_t[before]) - 1e-9, after, before)
     keep = src_t < edt.duration - 0.5 / edt.fps + 1e-9  # within half an edited frame of its last one
     keep[0] = True
-    notes.append(f"frames: edited {edt.num_frames} at {_rate(edt)} vs source {src.num_frames} at {_rate(src)}, "
-                 f"resampled by timestamp to {int(keep.sum())}")
+    notes.append(
+        f"frames: edited {edt.num_frames} at {_rate(edt)} vs source {src.num_frames} at {_rate(src)}, "
+        f"resampled by timestamp to {int(keep.sum())}"
+    )
     src_idx = np.arange(src.num_frames)
     return src_idx[keep], edt_idx[keep], notes
 
@@ -127,12 +140,15 @@ def protocol_flags(src: VideoInfo, edt: VideoInfo, src_idx: np.ndarray) -> dict[
     flags = {}
     covered, wanted = len(src_idx), frame_count(src.num_frames)
     if covered < wanted:
-        flags["short"] = (f"covers {covered} of the protocol's {wanted} source frames "
-                          f"({covered / src.fps:.2f} s of {wanted / src.fps:.2f} s)")
+        flags["short"] = (
+            f"covers {covered} of the protocol's {wanted} source frames "
+            f"({covered / src.fps:.2f} s of {wanted / src.fps:.2f} s)"
+        )
     shapes = orientation(*src.size), orientation(*edt.size)
     if "square" not in shapes and shapes[0] != shapes[1]:
-        flags["orientation"] = (f"{shapes[1]} {edt.width}x{edt.height} output for a {shapes[0]} "
-                                f"{src.width}x{src.height} source")
+        flags["orientation"] = (
+            f"{shapes[1]} {edt.width}x{edt.height} output for a {shapes[0]} {src.width}x{src.height} source"
+        )
     return flags
 
 
@@ -171,7 +187,11 @@ class VideoPair:
             dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
             starts = range(0, len(gray) - step, step)
             pairs = [(gray[i + step], gray[i]) if backward else (gray[i], gray[i + step]) for i in starts]
-            self._cache[key] = np.stack([dis.calc(a, b, None) for a, b in pairs]) if pairs else np.zeros((0,) + gray.shape[1:] + (2,), np.float32)
+            self._cache[key] = (
+                np.stack([dis.calc(a, b, None) for a, b in pairs])
+                if pairs
+                else np.zeros((0,) + gray.shape[1:] + (2,), np.float32)
+            )
         return self._cache[key]
 
     def flow_starts(self) -> np.ndarray:
@@ -186,8 +206,13 @@ def load_pair(
     raises VideoError or MaskError with a clear cause."""
     src_info, edt_info = probe(source), probe(edited)
     region, notes = match_geometry(src_info, edt_info, align)
-    seen = src_info if region is None else VideoInfo(region[1].stop - region[1].start, region[0].stop - region[0].start,
-                                                      src_info.num_frames, src_info.fps)
+    seen = (
+        src_info
+        if region is None
+        else VideoInfo(
+            region[1].stop - region[1].start, region[0].stop - region[0].start, src_info.num_frames, src_info.fps
+        )
+    )
     size = work_size(seen, work_height)
     src_idx, edt_idx, frame_notes = match_frames(src_info, edt_info)
     mask = None
@@ -201,10 +226,19 @@ def load_pair(
     if region is None:
         frames = read_frames(source, size, src_idx, src_info), read_frames(edited, size, edt_idx, edt_info)
     else:  # one resize for both, so an exact crop of the source reads as an exact copy
-        frames = (read_region(source, size, src_idx, region, src_info),
-                  read_region(edited, size, edt_idx, None, edt_info))
-    pair = VideoPair(source=frames[0], edited=frames[1], mask=mask, fps=src_info.fps, prompt=prompt,
-                     notes=notes + frame_notes, flags=protocol_flags(src_info, edt_info, src_idx))
+        frames = (
+            read_region(source, size, src_idx, region, src_info),
+            read_region(edited, size, edt_idx, None, edt_info),
+        )
+    pair = VideoPair(
+        source=frames[0],
+        edited=frames[1],
+        mask=mask,
+        fps=src_info.fps,
+        prompt=prompt,
+        notes=notes + frame_notes,
+        flags=protocol_flags(src_info, edt_info, src_idx),
+    )
     if len(pair.flow_starts()) == 0:  # no motion metric can be computed: not a complete score either
         motion = f"{len(src_idx)} frame(s) aligned: too few to measure motion"
         pair.flags["short"] = f"{pair.flags['short']}; {motion}" if "short" in pair.flags else motion

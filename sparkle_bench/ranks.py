@@ -94,8 +94,8 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 def _signs(n: int, permutations: int, rng: np.random.Generator):
     """Blocks of +/-1 sign vectors: all 2^n when that is no more than asked (then exact), else random."""
-    if 2 ** n <= permutations + 1:
-        codes = np.arange(2 ** n)[:, None] >> np.arange(n)
+    if 2**n <= permutations + 1:
+        codes = np.arange(2**n)[:, None] >> np.arange(n)
         yield (codes & 1) * 2.0 - 1.0
         return
     for start in range(0, permutations, CHUNK):  # random bytes, one sign a bit: 4x faster than an integer each
@@ -103,25 +103,27 @@ def _signs(n: int, permutations: int, rng: np.random.Generator):
         yield np.unpackbits(random, axis=1)[:, :n] * 2.0 - 1.0
 
 
-def sign_flip(diffs: np.ndarray, weights: np.ndarray, level: float, permutations: int = PERMUTATIONS,
-              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def sign_flip(
+    diffs: np.ndarray, weights: np.ndarray, level: float, permutations: int = PERMUTATIONS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided p-values of ``weights @ diffs`` for each column of ``diffs`` (samples x pairs) and
     each pair's detectable difference at ``level`` (see the module's docstring)."""
     n = len(weights)
     observed = weights @ diffs
     columns = np.concatenate([diffs, diffs - observed], axis=1) * weights[:, None]
     null = np.abs(np.concatenate([signs @ columns for signs in _signs(n, permutations, np.random.default_rng(seed))]))
-    exact = 2 ** n <= permutations + 1
+    exact = 2**n <= permutations + 1
     pairs = diffs.shape[1]
     reached = (null[:, :pairs] >= np.abs(observed) * (1 - 1e-9) - 1e-12).sum(axis=0)
     p = reached / len(null) if exact else (reached + 1) / (len(null) + 1)
-    smallest = 2 / 2 ** n if exact else 1 / (permutations + 1)  # the most extreme signs (and their mirror)
+    smallest = 2 / 2**n if exact else 1 / (permutations + 1)  # the most extreme signs (and their mirror)
     detectable = np.quantile(null[:, pairs:], 1 - level, axis=0) if smallest <= level else np.full(pairs, math.inf)
     return np.minimum(p, 1.0), detectable
 
 
-def letter_groups(labels: list[str], separated: list[tuple[str, str]], means: dict[str, float],
-                  higher: bool) -> dict[str, str]:
+def letter_groups(
+    labels: list[str], separated: list[tuple[str, str]], means: dict[str, float], higher: bool
+) -> dict[str, str]:
     """Compact letter display (Piepho's insert-and-absorb): runs that share a letter are not
     separated; ``a`` goes to the group holding the best mean."""
     groups = [frozenset(labels)]
@@ -142,8 +144,14 @@ def _macro_weights(themes: list[str]) -> np.ndarray:
     return 1.0 / (len(counts) * counts[index])
 
 
-def rank_metric(column: str, values: dict[str, dict[str, float]], themes: dict[str, str], alpha: float = ALPHA,
-                permutations: int = PERMUTATIONS, seed: int = 0) -> MetricRanking | None:
+def rank_metric(
+    column: str,
+    values: dict[str, dict[str, float]],
+    themes: dict[str, str],
+    alpha: float = ALPHA,
+    permutations: int = PERMUTATIONS,
+    seed: int = 0,
+) -> MetricRanking | None:
     """Rank the runs of ``values`` (label -> sample id -> value) on the samples they all have;
     None for fewer than two runs or two shared samples."""
     labels = [label for label, by_id in values.items() if by_id]
@@ -159,34 +167,57 @@ def rank_metric(column: str, values: dict[str, dict[str, float]], themes: dict[s
     p, detectable = sign_flip(diffs, weights, level, permutations, zlib.crc32(f"{column}|{seed}".encode()))
     adjusted = holm(p)
     difference = np.round(weights @ diffs, 12) + 0.0  # no "-0.0000" for runs that do not differ
-    found = [Pair(column, labels[a], labels[b], len(shared), float(difference[k]), float(detectable[k]),
-                  float(p[k]), float(adjusted[k]), bool(adjusted[k] <= alpha)) for k, (a, b) in enumerate(pairs)]
-    better = [(pair.better(), pair.second if pair.better() == pair.first else pair.first)
-              for pair in found if pair.separated]  # (winner, loser)
-    ranks = {label: (1 + sum(loser == label for _, loser in better),
-                     len(labels) - sum(winner == label for winner, _ in better)) for label in labels}
+    found = [
+        Pair(
+            column,
+            labels[a],
+            labels[b],
+            len(shared),
+            float(difference[k]),
+            float(detectable[k]),
+            float(p[k]),
+            float(adjusted[k]),
+            bool(adjusted[k] <= alpha),
+        )
+        for k, (a, b) in enumerate(pairs)
+    ]
+    better = [
+        (pair.better(), pair.second if pair.better() == pair.first else pair.first) for pair in found if pair.separated
+    ]  # (winner, loser)
+    ranks = {
+        label: (
+            1 + sum(loser == label for _, loser in better),
+            len(labels) - sum(winner == label for winner, _ in better),
+        )
+        for label in labels
+    }
     means = {label: float(weights @ matrix[:, k]) for k, label in enumerate(labels)}
     return MetricRanking(column, len(shared), means, ranks, letter_groups(labels, better, means, higher), found)
 
 
-def rank_scores(runs: dict[str, Scores], alpha: float = ALPHA, permutations: int = PERMUTATIONS,
-                seed: int = 0) -> Ranking:
+def rank_scores(
+    runs: dict[str, Scores], alpha: float = ALPHA, permutations: int = PERMUTATIONS, seed: int = 0
+) -> Ranking:
     """Every score column with a direction, ranked over the runs that have it (label -> scores);
     judge columns only when every judged run was judged by the same judge and rubric."""
     ranking = Ranking()
     themes = {i: s["theme"] for scores in runs.values() for i, s in scores.samples.items()}
-    columns = sorted({c for scores in runs.values() for s in scores.samples.values() for c in s["values"]},
-                     key=column_order)
+    columns = sorted(
+        {c for scores in runs.values() for s in scores.samples.values() for c in s["values"]}, key=column_order
+    )
     judges = {scores.judge for scores in runs.values() if scores.judge}
     if len(judges) > 1:
-        ranking.notes.append(f"judge columns not ranked: the runs were judged by different judges "
-                             f"({'; '.join(sorted(judges))})")
+        ranking.notes.append(
+            f"judge columns not ranked: the runs were judged by different judges ({'; '.join(sorted(judges))})"
+        )
     too_few = []
     for column in columns:
         if higher_is_better(column) is None or (column.startswith("judge_") and len(judges) > 1):
             continue
-        values = {label: {i: s["values"][column] for i, s in scores.samples.items()
-                          if s["values"].get(column) is not None} for label, scores in runs.items()}
+        values = {
+            label: {i: s["values"][column] for i, s in scores.samples.items() if s["values"].get(column) is not None}
+            for label, scores in runs.items()
+        }
         ranked = rank_metric(column, values, themes, alpha, permutations, seed)
         if ranked is not None:
             ranking.metrics[column] = ranked
@@ -217,8 +248,9 @@ def with_ranks(board: pd.DataFrame, ranking: Ranking, rank_by: str | None = None
         return board
     for column, ranked in ranking.metrics.items():
         for suffix, text in zip(RANK_SUFFIXES, (ranked.rank_text, ranked.letters.get)):
-            board[column + suffix] = [text(m) if row and m in ranked.ranks else None
-                                      for m, row in zip(board["model"], rows)]
+            board[column + suffix] = [
+                text(m) if row and m in ranked.ranks else None for m, row in zip(board["model"], rows)
+            ]
     rank_by = rank_by or default_rank_by(ranking)
     board.insert(list(board.columns).index("theme") + 1, RANK_COLUMN, board[rank_by + RANK_SUFFIXES[0]])
     return board
@@ -230,8 +262,17 @@ def pairs_table(ranking: Ranking, columns: list[str] | None = None) -> pd.DataFr
     for column in list(ranking.metrics) if columns is None else columns:
         for pair in ranking.metrics[column].pairs:
             verdict = f"{pair.better()} better" if pair.separated else "tied"
-            rows.append({"metric": column, "runs": f"{pair.first} vs {pair.second}", "verdict": verdict, "n": pair.n,
-                         "difference": pair.difference, "detectable": pair.detectable, "p_holm": pair.p_holm})
+            rows.append(
+                {
+                    "metric": column,
+                    "runs": f"{pair.first} vs {pair.second}",
+                    "verdict": verdict,
+                    "n": pair.n,
+                    "difference": pair.difference,
+                    "detectable": pair.detectable,
+                    "p_holm": pair.p_holm,
+                }
+            )
     return pd.DataFrame(rows, columns=["metric", "runs", "verdict", "n", "difference", "detectable", "p_holm"])
 
 
@@ -242,8 +283,9 @@ class RankedBoard:
     rank_by: str | None
 
 
-def add_ranks(board: pd.DataFrame, runs: list[Path], labels: list[str], rank_by: str | None = None,
-              alpha: float = ALPHA) -> RankedBoard:
+def add_ranks(
+    board: pd.DataFrame, runs: list[Path], labels: list[str], rank_by: str | None = None, alpha: float = ALPHA
+) -> RankedBoard:
     """Rank the run folders among ``runs`` (named ``labels`` on the board); summary CSVs and
     published rows have no per-sample values and stay unranked, with a note saying so."""
     from .runs import PROVENANCE_FILE
@@ -253,16 +295,23 @@ def add_ranks(board: pd.DataFrame, runs: list[Path], labels: list[str], rank_by:
     paper = bool("source" in board and board["source"].eq("paper").any())
     unranked = [label for label in labels if label not in folders] + (["published rows"] if paper else [])
     if unranked:
-        ranking.notes.insert(0, f"{', '.join(unranked)}: no per-sample values (summary CSVs, published numbers), "
-                                "shown without ranks")
+        ranking.notes.insert(
+            0, f"{', '.join(unranked)}: no per-sample values (summary CSVs, published numbers), shown without ranks"
+        )
     if len(folders) < 2 and len(labels) + paper > 1:
         ranking.notes.append("no ranks: ranks need at least two run folders (with samples.jsonl or judge.jsonl)")
     board = with_ranks(board, ranking, rank_by)
     return RankedBoard(board, ranking, rank_by or default_rank_by(ranking))
 
 
-def ranked_leaderboard(runs: list[Path], published: list[str] = (), common: bool = False, themes: str = "MACRO",
-                       rank_by: str | None = None, alpha: float = ALPHA) -> RankedBoard:
+def ranked_leaderboard(
+    runs: list[Path],
+    published: list[str] = (),
+    common: bool = False,
+    themes: str = "MACRO",
+    rank_by: str | None = None,
+    alpha: float = ALPHA,
+) -> RankedBoard:
     """``sparkle-bench leaderboard`` (and ``table --compare``): the merged board with ranks."""
     inputs = leaderboard_inputs(list(runs), list(published), common)
     labels = [str(table["model"].iloc[0]) for table in inputs[: len(runs)]]

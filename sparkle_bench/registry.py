@@ -22,8 +22,9 @@ class UnknownNameError(KeyError):
 class Registry:
     """A table of ``name -> "pkg.module:Attr"`` entries of one kind (models, metrics, ...)."""
 
-    def __init__(self, kind: str, entries: dict[str, str],
-                 discover: Callable[[], dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, kind: str, entries: dict[str, str], discover: Callable[[], dict[str, str]] | None = None
+    ) -> None:
         self.kind = kind
         self._entries = dict(entries)
         self._discover = discover
@@ -57,8 +58,7 @@ class Registry:
         hints = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
         raise UnknownNameError(
-            f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())} "
-            f"(or give 'package.module:Class')."
+            f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(self.names())} (or give 'package.module:Class')."
         )
 
     def load(self, name: str) -> Any:

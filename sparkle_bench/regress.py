@@ -68,9 +68,13 @@ def run_scores(run_dir: Path) -> Scores:
         m, j = metric_records.get(sample_id, {}), judge_records.get(sample_id, {})
         values = {k: v for k, v in m.get("metrics", {}).items() if v is not None and m.get("status") == "ok"}
         values.update({k: v for k, v in j.get("judge", {}).items() if j.get("status") == "ok"})
-        samples[sample_id] = {"theme": m.get("theme") or j.get("theme") or "?", "status": m.get("status", "not scored"),
-                              "judge_status": j.get("status") if j else None, "flags": sorted(m.get("flags") or {}),
-                              "values": values}
+        samples[sample_id] = {
+            "theme": m.get("theme") or j.get("theme") or "?",
+            "status": m.get("status", "not scored"),
+            "judge_status": j.get("status") if j else None,
+            "flags": sorted(m.get("flags") or {}),
+            "values": values,
+        }
     return Scores(provenance["bench"], provenance["bench_checksum"], run_label(provenance), judge, samples)
 
 
@@ -79,10 +83,17 @@ def write_baseline(run_dir: Path, path: Path) -> Scores:
     scores = run_scores(run_dir)
     provenance = read_provenance(run_dir)
     header = {
-        "format": BASELINE_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "harness_version": __version__, "git_hash": harness_git_hash(), "bench": scores.bench,
-        "bench_checksum": scores.checksum, "selection": provenance.get("selection", {}), "model": provenance["model"],
-        "label": scores.label, "judge": scores.judge, "metrics": provenance.get("metrics", {}),
+        "format": BASELINE_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "harness_version": __version__,
+        "git_hash": harness_git_hash(),
+        "bench": scores.bench,
+        "bench_checksum": scores.checksum,
+        "selection": provenance.get("selection", {}),
+        "model": provenance["model"],
+        "label": scores.label,
+        "judge": scores.judge,
+        "metrics": provenance.get("metrics", {}),
     }
     lines = [f"  {json.dumps(k)}: {json.dumps(v, sort_keys=True)}," for k, v in header.items()]
     rows = [json.dumps({"id": k, **v}, sort_keys=True, allow_nan=False) for k, v in scores.samples.items()]
@@ -115,16 +126,29 @@ def check_comparable(run: Scores, baseline: Scores) -> list[str]:
     """Refuse other benches and other sample sets; return warnings for lesser differences."""
     if run.bench != baseline.bench:
         raise RegressError(f"the run is on bench {run.bench!r}, the baseline on {baseline.bench!r}")
-    only_run, only_base = sorted(set(run.samples) - set(baseline.samples)), sorted(set(baseline.samples) - set(run.samples))
+    only_run, only_base = (
+        sorted(set(run.samples) - set(baseline.samples)),
+        sorted(set(baseline.samples) - set(run.samples)),
+    )
     if only_run or only_base:
-        parts = [f"{len(ids)} only in the {side} (e.g. {', '.join(ids[:3])})" for side, ids in (("run", only_run), ("baseline", only_base)) if ids]
-        raise RegressError(f"the run and the baseline cover other samples: {'; '.join(parts)}; "
-                           f"run the baseline's selection (same --subset/--themes/--ids/--limit)")
+        parts = [
+            f"{len(ids)} only in the {side} (e.g. {', '.join(ids[:3])})"
+            for side, ids in (("run", only_run), ("baseline", only_base))
+            if ids
+        ]
+        raise RegressError(
+            f"the run and the baseline cover other samples: {'; '.join(parts)}; "
+            f"run the baseline's selection (same --subset/--themes/--ids/--limit)"
+        )
     warnings = []
     if run.checksum != baseline.checksum:
-        warnings.append(f"bench checksum {run.checksum} differs from the baseline's {baseline.checksum} (another copy or version of the bench?)")
+        warnings.append(
+            f"bench checksum {run.checksum} differs from the baseline's {baseline.checksum} (another copy or version of the bench?)"
+        )
     if run.judge != baseline.judge:
-        warnings.append(f"judge columns not compared: the run was judged by {run.judge or 'no judge'}, the baseline by {baseline.judge or 'no judge'}")
+        warnings.append(
+            f"judge columns not compared: the run was judged by {run.judge or 'no judge'}, the baseline by {baseline.judge or 'no judge'}"
+        )
     return warnings
 
 
@@ -174,11 +198,15 @@ def untested_columns(baseline: Scores, tolerances: dict[str, float]) -> list[str
     for column in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"]):
         metric = declared(column)
         if metric is None and not column.startswith("judge_"):
-            lines.append(f"{column}: not compared: no metric class declares it (score with --metrics "
-                         f"package.module:Class so the run records where the class is, and make that module importable)")
+            lines.append(
+                f"{column}: not compared: no metric class declares it (score with --metrics "
+                f"package.module:Class so the run records where the class is, and make that module importable)"
+            )
         elif higher_is_better(column) is not None and tolerance_of(column, tolerances) is None:
-            lines.append(f"{column}: not tested: {metric.__name__} declares no tolerance "
-                         f"(declare one on the class, or give --tolerance {column}=VALUE)")
+            lines.append(
+                f"{column}: not tested: {metric.__name__} declares no tolerance "
+                f"(declare one on the class, or give --tolerance {column}=VALUE)"
+            )
     return lines
 
 
@@ -188,10 +216,18 @@ def seed_tolerances(baseline: Scores, other: Scores, tolerances: dict[str, float
     that differs only by chance will show; ``tolerances`` given explicitly are kept as they are."""
     widened = {}
     for column in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"]):
-        ids = [i for i, s in baseline.samples.items() if column in s["values"] and column in other.samples.get(i, {}).get("values", {})]
+        ids = [
+            i
+            for i, s in baseline.samples.items()
+            if column in s["values"] and column in other.samples.get(i, {}).get("values", {})
+        ]
         declared_tolerance = tolerance_of(column, {})
         if len(ids) > 1 and higher_is_better(column) is not None and declared_tolerance is not None:
-            change = worsening(column, [baseline.samples[i]["values"][column] for i in ids], [other.samples[i]["values"][column] for i in ids])
+            change = worsening(
+                column,
+                [baseline.samples[i]["values"][column] for i in ids],
+                [other.samples[i]["values"][column] for i in ids],
+            )
             widened[column] = max(declared_tolerance, round(float(np.std(change, ddof=1)), 6))
     return {**widened, **tolerances}
 
@@ -205,8 +241,14 @@ def compare(run: Scores, baseline: Scores, tolerances: dict[str, float], alpha: 
     metrics with no tolerance (:func:`untested_columns` says why).
     """
     same_judge = run.judge == baseline.judge
-    columns = sorted((c for c in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"])
-                      if (same_judge or not c.startswith("judge_")) and higher_is_better(c) is not None), key=column_order)
+    columns = sorted(
+        (
+            c
+            for c in dict.fromkeys(c for s in baseline.samples.values() for c in s["values"])
+            if (same_judge or not c.startswith("judge_")) and higher_is_better(c) is not None
+        ),
+        key=column_order,
+    )
     themes = sorted({s["theme"] for s in baseline.samples.values()})
     groups = [ALL] + (themes if len(themes) > 1 else [])  # one theme is "all" again: never test twice
     rows = []
@@ -214,8 +256,13 @@ def compare(run: Scores, baseline: Scores, tolerances: dict[str, float], alpha: 
         tolerance = tolerance_of(column, tolerances)
         floor = noise_sd_of(column)
         for theme in groups:
-            ids = [i for i, s in baseline.samples.items() if (theme == ALL or s["theme"] == theme)
-                   and column in s["values"] and column in run.samples[i]["values"]]
+            ids = [
+                i
+                for i, s in baseline.samples.items()
+                if (theme == ALL or s["theme"] == theme)
+                and column in s["values"]
+                and column in run.samples[i]["values"]
+            ]
             if not ids:
                 continue
             base = np.array([baseline.samples[i]["values"][column] for i in ids], dtype=float)
@@ -224,12 +271,37 @@ def compare(run: Scores, baseline: Scores, tolerances: dict[str, float], alpha: 
             tested = len(ids) >= MIN_SAMPLES and tolerance is not None
             tolerance = math.nan if tolerance is None else tolerance
             spread = max(float(np.std(worse, ddof=1)) if len(ids) > 1 else 0.0, floor)
-            rows.append({"metric": column, "theme": theme, "n": len(ids), "baseline": base.mean(), "run": new.mean(),
-                         "change": new.mean() - base.mean(), "tolerance": tolerance, "worse_by": worse.mean(),
-                         "detectable": detectable(tolerance, spread, len(ids), alpha),
-                         "p": margin_p(worse, tolerance) if tested else math.nan, "tested": tested})
-    table = pd.DataFrame(rows, columns=["metric", "theme", "n", "baseline", "run", "change", "tolerance", "worse_by",
-                                        "detectable", "p", "tested"])
+            rows.append(
+                {
+                    "metric": column,
+                    "theme": theme,
+                    "n": len(ids),
+                    "baseline": base.mean(),
+                    "run": new.mean(),
+                    "change": new.mean() - base.mean(),
+                    "tolerance": tolerance,
+                    "worse_by": worse.mean(),
+                    "detectable": detectable(tolerance, spread, len(ids), alpha),
+                    "p": margin_p(worse, tolerance) if tested else math.nan,
+                    "tested": tested,
+                }
+            )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "metric",
+            "theme",
+            "n",
+            "baseline",
+            "run",
+            "change",
+            "tolerance",
+            "worse_by",
+            "detectable",
+            "p",
+            "tested",
+        ],
+    )
     table["regressed"] = table["tested"].astype(bool) & (table["worse_by"] > table["tolerance"]) & (table["p"] < alpha)
     lost = _lost_samples(run, baseline)
     return pd.concat([table, lost], ignore_index=True) if len(lost) else table
@@ -242,8 +314,10 @@ def untested_worse(table: pd.DataFrame) -> str | None:
         return None
     which = [f"{m} ({t}, n={n})" for m, t, n in zip(rows["metric"], rows["theme"], rows["n"])]
     more = f" and {len(which) - 4} more" if len(which) > 4 else ""
-    return (f"{len(which)} comparison(s) worse beyond tolerance in groups of fewer than {MIN_SAMPLES} samples, "
-            f"which are not tested: {', '.join(which[:4])}{more}; gate on more samples")
+    return (
+        f"{len(which)} comparison(s) worse beyond tolerance in groups of fewer than {MIN_SAMPLES} samples, "
+        f"which are not tested: {', '.join(which[:4])}{more}; gate on more samples"
+    )
 
 
 def _state(sample: dict, key: str) -> str | None:
@@ -266,8 +340,21 @@ def _lost_samples(run: Scores, baseline: Scores) -> pd.DataFrame:
         was = [i for i, s in baseline.samples.items() if _state(s, key) == "ok"]
         lost = [i for i in was if _state(run.samples[i], key) != "ok"]
         if was:
-            rows.append({"metric": what, "theme": ALL, "n": len(was), "baseline": float(len(was)), "run": float(len(was) - len(lost)),
-                         "change": -float(len(lost)), "tolerance": 0.0, "worse_by": float(len(lost)), "detectable": 1.0,
-                         "p": math.nan, "tested": True, "regressed": bool(lost),
-                         "lost": ", ".join(lost[:5]) + (" ..." if len(lost) > 5 else "")})
+            rows.append(
+                {
+                    "metric": what,
+                    "theme": ALL,
+                    "n": len(was),
+                    "baseline": float(len(was)),
+                    "run": float(len(was) - len(lost)),
+                    "change": -float(len(lost)),
+                    "tolerance": 0.0,
+                    "worse_by": float(len(lost)),
+                    "detectable": 1.0,
+                    "p": math.nan,
+                    "tested": True,
+                    "regressed": bool(lost),
+                    "lost": ", ".join(lost[:5]) + (" ..." if len(lost) > 5 else ""),
+                }
+            )
     return pd.DataFrame(rows)

@@ -42,8 +42,13 @@ def shard_samples(samples: tuple[Sample, ...], shard: tuple[int, int]) -> list[S
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     )
 
 
@@ -127,7 +132,9 @@ def score_sample(
     such a sample is scored but not complete."""
     record: dict = {"status": "ok", "metrics": {}, "unavailable": {}}
     try:
-        pair = load_pair(sample.source, edited, find_mask(masks_dir, sample.theme, sample.id), work_height, sample.prompt, align)
+        pair = load_pair(
+            sample.source, edited, find_mask(masks_dir, sample.theme, sample.id), work_height, sample.prompt, align
+        )
     except (VideoError, MaskError) as exc:
         return {"status": "failed", "reason": str(exc), "metrics": {}, "unavailable": {}}
     record["alignment"] = pair.notes
@@ -154,8 +161,10 @@ def scoring_outcome(bench: Bench, run_dir: Path, shard: tuple[int, int] = (0, 1)
     first = next((s for s in samples if records.get(s.id, {}).get("reason")), samples[0])
     cause = records.get(first.id, {}).get("reason", "not scored")
     failed = statuses.count("failed")
-    return 1, (f"no sample could be scored ({failed} failed, {len(statuses) - failed} missing of {len(samples)}); "
-               f"first cause: {first.theme}/{first.id}: {cause}")
+    return 1, (
+        f"no sample could be scored ({failed} failed, {len(statuses) - failed} missing of {len(samples)}); "
+        f"first cause: {first.theme}/{first.id}: {cause}"
+    )
 
 
 def default_workers() -> int:
@@ -192,14 +201,17 @@ def _worker_init(metrics: list[Metric], masks_dir: Path | None, work_height: int
     _WORKER.update(metrics=metrics, masks_dir=masks_dir, work_height=work_height, align=align)
 
 
-def _timed_score(sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int,
-                 align: str) -> tuple[dict, float]:
+def _timed_score(
+    sample: Sample, edited: Path, metrics: list[Metric], masks_dir: Path | None, work_height: int, align: str
+) -> tuple[dict, float]:
     started = time.monotonic()
     return score_sample(sample, edited, metrics, masks_dir, work_height, align), time.monotonic() - started
 
 
 def _score_in_worker(sample: Sample, edited: Path) -> tuple[dict, float]:
-    return _timed_score(sample, edited, _WORKER["metrics"], _WORKER["masks_dir"], _WORKER["work_height"], _WORKER["align"])
+    return _timed_score(
+        sample, edited, _WORKER["metrics"], _WORKER["masks_dir"], _WORKER["work_height"], _WORKER["align"]
+    )
 
 
 def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_height: int, workers: int, align: str):
@@ -221,22 +233,35 @@ def _scored(todo: list, metrics: list[Metric], masks_dir: Path | None, work_heig
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_worker_init,
-                               initargs=(metrics, masks_dir, work_height, align))
+    pool = ProcessPoolExecutor(
+        min(workers, len(todo)),
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(metrics, masks_dir, work_height, align),
+    )
     try:
         running = {pool.submit(_score_in_worker, item[0], item[1]): item for item in todo}
         for future in as_completed(running):
             yield running[future], *future.result()
     except BrokenProcessPool as exc:
-        raise WorkerError(f"a scoring worker died ({exc}); finished samples are kept: re-run to resume, "
-                          f"with fewer --workers if memory is short") from exc
+        raise WorkerError(
+            f"a scoring worker died ({exc}); finished samples are kept: re-run to resume, "
+            f"with fewer --workers if memory is short"
+        ) from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_scoring(
-    bench: Bench, adapter: ModelAdapter, outputs: Path, run_dir: Path, metrics: list[Metric],
-    work_height: int = 288, shard: tuple[int, int] = (0, 1), workers: int = 1, align: str = "crop",
+    bench: Bench,
+    adapter: ModelAdapter,
+    outputs: Path,
+    run_dir: Path,
+    metrics: list[Metric],
+    work_height: int = 288,
+    shard: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    align: str = "crop",
 ) -> dict[str, int]:
     """Score every sample of the shard that has no up-to-date record, on ``workers`` processes;
     returns counts by status. Records are appended here, one at a time, as samples finish.
@@ -257,11 +282,19 @@ def run_scoring(
             for flag, why in result.get("flags", {}).items():
                 problem(flag, f"{sample.theme}/{sample.id}", f"scored but flagged: {why}")
             counts[result["status"]] += 1
-            append_jsonl(records_path, {
-                "id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
-                "edited": str(edited) if edited else None, "fingerprint": fingerprint,
-                "seconds": round(seconds, 3), **result,
-            })
+            append_jsonl(
+                records_path,
+                {
+                    "id": sample.id,
+                    "theme": sample.theme,
+                    "subtheme": sample.subtheme,
+                    "scene": sample.scene,
+                    "edited": str(edited) if edited else None,
+                    "fingerprint": fingerprint,
+                    "seconds": round(seconds, 3),
+                    **result,
+                },
+            )
             progress.advance(task)
 
         todo = []
@@ -273,10 +306,22 @@ def run_scoring(
                 counts["reused"] += 1
                 progress.advance(task)
             elif edited is None:
-                cause = f"inference failed: {failures[sample.id]}" if sample.id in failures else f"no edited video ({sample.output_relpath})"
-                write(sample, None, fingerprint, {"status": "missing", "reason": cause, "metrics": {}, "unavailable": {}}, 0.0)
+                cause = (
+                    f"inference failed: {failures[sample.id]}"
+                    if sample.id in failures
+                    else f"no edited video ({sample.output_relpath})"
+                )
+                write(
+                    sample,
+                    None,
+                    fingerprint,
+                    {"status": "missing", "reason": cause, "metrics": {}, "unavailable": {}},
+                    0.0,
+                )
             else:
                 todo.append((sample, edited, fingerprint))
-        for (sample, edited, fingerprint), result, seconds in _scored(todo, metrics, bench.masks_dir, work_height, workers, align):
+        for (sample, edited, fingerprint), result, seconds in _scored(
+            todo, metrics, bench.masks_dir, work_height, workers, align
+        ):
             write(sample, edited, fingerprint, result, seconds)
     return counts

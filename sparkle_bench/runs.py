@@ -24,7 +24,9 @@ class RunMismatchError(RuntimeError):
 def default_run_name(bench: Bench, model_spec: str, suffix: str = "") -> str:
     if model_spec.startswith("command:"):  # a whole command line: named by its hash
         model_spec = f"command-{hashlib.sha1(model_spec.encode()).hexdigest()[:8]}"
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_spec.split("/")[-1] if model_spec.startswith("precomputed:") else model_spec)
+    slug = re.sub(
+        r"[^A-Za-z0-9._-]+", "-", model_spec.split("/")[-1] if model_spec.startswith("precomputed:") else model_spec
+    )
     return f"{bench.name}-{slug.strip('-')}{suffix}"
 
 
@@ -50,7 +52,9 @@ def harness_git_hash() -> str:
     if not (root / ".git").exists():
         return "unknown"
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -72,8 +76,15 @@ def redacted_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, label: str | None = None, suffix: str = "",
-             metrics: dict[str, str] | None = None) -> dict:
+def open_run(
+    run_dir: Path,
+    bench: Bench,
+    model_spec: str,
+    arguments: dict,
+    label: str | None = None,
+    suffix: str = "",
+    metrics: dict[str, str] | None = None,
+) -> dict:
     """Create or re-open a run; refuse to mix benches or models in one folder. The display
     ``label`` is kept from an earlier call unless a new one is given (``suffix`` as in the run name);
     ``metrics`` (name -> ``module:Class`` of each metric scored) adds to those recorded before."""
@@ -89,13 +100,19 @@ def open_run(run_dir: Path, bench: Bench, model_spec: str, arguments: dict, labe
                     f"pick another --run-name or remove the folder"
                 )
     provenance = {
-        "harness_version": __version__, "git_hash": harness_git_hash(), "bench": bench.name,
-        "bench_root": str(bench.root), "bench_checksum": bench.checksum, "selection": bench.selection,
-        "sample_ids": [s.id for s in bench.samples], "model": model_spec,
+        "harness_version": __version__,
+        "git_hash": harness_git_hash(),
+        "bench": bench.name,
+        "bench_root": str(bench.root),
+        "bench_checksum": bench.checksum,
+        "selection": bench.selection,
+        "sample_ids": [s.id for s in bench.samples],
+        "model": model_spec,
         "label": label or old.get("label") or default_label(model_spec, suffix),
         "arguments": {k: v for k, v in arguments.items() if f"--{k.replace('_', '-')}" not in SECRET_FLAGS},
         "metrics": {**old.get("metrics", {}), **(metrics or {})},
-        "python": platform.python_version(), "command": " ".join(redacted_argv(sys.argv[1:])),
+        "python": platform.python_version(),
+        "command": " ".join(redacted_argv(sys.argv[1:])),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_provenance(run_dir, provenance)

@@ -57,8 +57,15 @@ def real_clips(real_dir: Path) -> list[Clip]:
             mask = find_mask(real_dir / "masks", "", stem)
             if mask is not None:
                 openve = edited.with_name(f"{stem}_edited_openve3m.mp4")
-                clips.append(Clip(stem, real_dir / folder / f"{stem}_source.mp4", edited, mask,
-                                  openve if openve.is_file() else None))
+                clips.append(
+                    Clip(
+                        stem,
+                        real_dir / folder / f"{stem}_source.mp4",
+                        edited,
+                        mask,
+                        openve if openve.is_file() else None,
+                    )
+                )
     return clips
 
 
@@ -89,8 +96,13 @@ def _cut(pair: VideoPair, frames: int | None) -> VideoPair:
     return VideoPair(pair.source[keep], pair.edited[keep], pair.mask[keep], pair.fps, pair.prompt, pair.notes)
 
 
-def measure_clip(clip: Clip, magnitudes: dict[str, tuple[float, ...]], work_height: int = 288,
-                 frames: int | None = None, metrics: tuple[str, ...] = DEFAULT_METRICS) -> list[dict]:
+def measure_clip(
+    clip: Clip,
+    magnitudes: dict[str, tuple[float, ...]],
+    work_height: int = 288,
+    frames: int | None = None,
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
+) -> list[dict]:
     """One row per edit of ``clip``: the real ones and every shortcut x magnitude."""
     scorers = load_metrics(list(metrics))
     real = _cut(load_pair(clip.source, clip.edited, clip.mask, work_height), frames)
@@ -106,16 +118,29 @@ def measure_clip(clip: Clip, magnitudes: dict[str, tuple[float, ...]], work_heig
             amount = magnitude * noise_scale if kind == "noise" else magnitude
             background = shortcut_background(plate, kind, amount, len(real.source))
             edits.append((kind, magnitude, _with_edit(real, composite(real.source, real.mask, background))))
-    return [{"clip": clip.name, "edit": name, "magnitude": magnitude, "subject_speed": speed,
-             **{m.name: float(m(pair)) for m in scorers}} for name, magnitude, pair in edits]
+    return [
+        {
+            "clip": clip.name,
+            "edit": name,
+            "magnitude": magnitude,
+            "subject_speed": speed,
+            **{m.name: float(m(pair)) for m in scorers},
+        }
+        for name, magnitude, pair in edits
+    ]
 
 
 FRAMES = 41  # the first 41 frames (2.5 s at 16 fps) of every clip: 20 flow pairs, a third of the cost of 81
 
 
-def shortcut_table(real_dir: Path, work_height: int = 288, frames: int | None = FRAMES,
-                   magnitudes: dict[str, tuple[float, ...]] | None = None, clips: list[str] | None = None,
-                   progress=None) -> pd.DataFrame:
+def shortcut_table(
+    real_dir: Path,
+    work_height: int = 288,
+    frames: int | None = FRAMES,
+    magnitudes: dict[str, tuple[float, ...]] | None = None,
+    clips: list[str] | None = None,
+    progress=None,
+) -> pd.DataFrame:
     """Every clip x edit, one column per default metric (the long table; :func:`summarise` condenses it)."""
     rows: list[dict] = []
     for clip in real_clips(real_dir):
@@ -133,15 +158,24 @@ def problems(table: pd.DataFrame) -> list[str]:
     real = table[table["edit"] == REAL]
     shortcuts = table[~table["edit"].isin([REAL, OPENVE])]
     lowest = real["bg_dynamics"].min()
-    out = [f"{r.clip}: Sparkle's edit reads frozen (bg_dynamics {r.bg_dynamics:.4f})"
-           for r in real.itertuples() if r.bg_static != 0]
-    out += [f"{r.clip}: {r.edit} {r.magnitude:g} reads living (bg_static {r.bg_static:g}, bg_dynamics "
-            f"{r.bg_dynamics:.4f}, lowest real Sparkle edit {lowest:.4f})"
-            for r in shortcuts.itertuples() if r.bg_static != 1 or r.bg_dynamics >= lowest]
+    out = [
+        f"{r.clip}: Sparkle's edit reads frozen (bg_dynamics {r.bg_dynamics:.4f})"
+        for r in real.itertuples()
+        if r.bg_static != 0
+    ]
+    out += [
+        f"{r.clip}: {r.edit} {r.magnitude:g} reads living (bg_static {r.bg_static:g}, bg_dynamics "
+        f"{r.bg_dynamics:.4f}, lowest real Sparkle edit {lowest:.4f})"
+        for r in shortcuts.itertuples()
+        if r.bg_static != 1 or r.bg_dynamics >= lowest
+    ]
     theirs = table[table["edit"] == OPENVE].set_index("clip")["bg_dynamics"]
     ours = real.set_index("clip")["bg_dynamics"]
-    out += [f"{clip}: OpenVE-3M's edit reads as lively as Sparkle's ({value:.4f} >= {ours[clip]:.4f})"
-            for clip, value in theirs.items() if value >= ours[clip]]
+    out += [
+        f"{clip}: OpenVE-3M's edit reads as lively as Sparkle's ({value:.4f} >= {ours[clip]:.4f})"
+        for clip, value in theirs.items()
+        if value >= ours[clip]
+    ]
     return out
 
 
@@ -152,8 +186,11 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     keyed = table.assign(magnitude=table["magnitude"].fillna(-1.0))
     grouped = keyed.groupby(["edit", "magnitude"], sort=False)
     out = grouped[metrics].mean()
-    worst = grouped["bg_dynamics"].max().where(~out.index.get_level_values("edit").isin([REAL, OPENVE]),
-                                               grouped["bg_dynamics"].min())
+    worst = (
+        grouped["bg_dynamics"]
+        .max()
+        .where(~out.index.get_level_values("edit").isin([REAL, OPENVE]), grouped["bg_dynamics"].min())
+    )
     out.insert(out.columns.get_loc("bg_dynamics") + 1, "bg_dynamics worst", worst)
     out.insert(0, "clips", grouped.size())
     return out.reset_index().replace({"magnitude": {-1.0: np.nan}})
@@ -168,5 +205,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
         label = row["edit"] if plain else f"{row['edit']} {row['magnitude']:g}"
         lines.append("| " + " | ".join([label, str(row["clips"])] + [f"{row[c]:.4g}" for c in head[2:]]) + " |")
     units = "; ".join(f"{kind}: {spec.unit}" for kind, spec in KINDS.items() if kind != "still")
-    return "\n".join(lines) + f"\n\nMagnitudes: {units}. bg_dynamics worst: the largest over clips for a shortcut, " \
-                              "the smallest for a real edit. bg_static: the fraction of clips read as frozen."
+    return (
+        "\n".join(lines) + f"\n\nMagnitudes: {units}. bg_dynamics worst: the largest over clips for a shortcut, "
+        "the smallest for a real edit. bg_static: the fraction of clips read as frozen."
+    )

@@ -34,8 +34,10 @@ CI_SUFFIXES = ("_ci_lo", "_ci_hi")
 # ``rank``: the rank range of the column the board is ranked by.
 RANK_SUFFIXES = ("_rank", "_group")
 RANK_COLUMN = "rank"
-RANK_NOTE = ("a, b: runs sharing a letter are not separable on their shared samples; "
-             "rank: best-worst the tests allow (docs/ranking.md)")
+RANK_NOTE = (
+    "a, b: runs sharing a letter are not separable on their shared samples; "
+    "rank: best-worst the tests allow (docs/ranking.md)"
+)
 BOOTSTRAP_DRAWS = 2000
 # One column order for every view and file: counts, then metrics in the order their classes declare
 # (subject -> background -> learned), then the rest (judge dimensions in their rubric's order), each
@@ -113,8 +115,11 @@ def column_rank(column: str) -> tuple[int, float]:
 def canonical_order(table: pd.DataFrame) -> pd.DataFrame:
     """Text columns first (as they are), then values in :func:`column_rank` order, each score
     followed by its interval and rank, the ``unavailable`` column last."""
-    text = [c for c in table.columns
-            if c != UNAVAILABLE_COLUMN and not is_companion(c) and not pd.api.types.is_numeric_dtype(table[c])]
+    text = [
+        c
+        for c in table.columns
+        if c != UNAVAILABLE_COLUMN and not is_companion(c) and not pd.api.types.is_numeric_dtype(table[c])
+    ]
     values = [c for c in table.columns if c not in text and c != UNAVAILABLE_COLUMN and not is_companion(c)]
     values = sorted(values, key=column_rank)
     ordered = []
@@ -125,8 +130,13 @@ def canonical_order(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(
-    bench: Bench, records: dict[str, dict], model: str, score_keys: tuple[str, ...] = ("metrics",),
-    counts: list[str] = COUNT_COLUMNS, columns: list[str] | None = None, floor: float | None = None,
+    bench: Bench,
+    records: dict[str, dict],
+    model: str,
+    score_keys: tuple[str, ...] = ("metrics",),
+    counts: list[str] = COUNT_COLUMNS,
+    columns: list[str] | None = None,
+    floor: float | None = None,
 ) -> pd.DataFrame:
     """One row per theme of the bench selection and a MACRO row (mean of theme means).
 
@@ -146,12 +156,23 @@ def summarize(
     for theme in bench.themes:
         theme_records = [records.get(s.id, {"status": "missing"}) for s in bench.samples if s.theme == theme]
         statuses = [r.get("status") for r in theme_records]
-        row = {"bench": bench.name, "model": model, "source": "measured", "theme": theme,
-               total: len(theme_records), ok: statuses.count("ok"),
-               failed: statuses.count("failed"), missing: len(statuses) - statuses.count("ok") - statuses.count("failed")}
+        row = {
+            "bench": bench.name,
+            "model": model,
+            "source": "measured",
+            "theme": theme,
+            total: len(theme_records),
+            ok: statuses.count("ok"),
+            failed: statuses.count("failed"),
+            missing: len(statuses) - statuses.count("ok") - statuses.count("failed"),
+        }
         for column in columns:
-            values = [next((r[k][column] for k in score_keys if column in r.get(k, {})), None) if r.get("status") == "ok"
-                      else floor for r in theme_records]
+            values = [
+                next((r[k][column] for k in score_keys if column in r.get(k, {})), None)
+                if r.get("status") == "ok"
+                else floor
+                for r in theme_records
+            ]
             row[column] = _mean(values)
             theme_draws = bootstrap_means(values, f"{theme}|{column}")
             row[column + CI_SUFFIXES[0]], row[column + CI_SUFFIXES[1]] = interval(theme_draws, len(_present(values)))
@@ -166,7 +187,8 @@ def summarize(
         macro[column] = _mean(table[column].tolist())
         spread = any(table[c].notna().any() for c in interval_columns(column))  # some theme had 2+ samples
         macro[column + CI_SUFFIXES[0]], macro[column + CI_SUFFIXES[1]] = (
-            interval(np.mean(draws[column], axis=0), 2) if draws[column] and spread else (math.nan, math.nan))
+            interval(np.mean(draws[column], axis=0), 2) if draws[column] and spread else (math.nan, math.nan)
+        )
     return pd.concat([table, pd.DataFrame([macro])], ignore_index=True)
 
 
@@ -192,8 +214,12 @@ def parse_unavailable(text) -> dict[str, int]:
 
 def mark_unavailable(table: pd.DataFrame, bench: Bench, records: dict[str, dict]) -> pd.DataFrame:
     """Add the ``unavailable`` column to an objective summary, so a cell without a value says why."""
-    by_theme = {theme: format_unavailable(unavailable_counts([records[s.id] for s in bench.samples if s.theme == theme and s.id in records]))
-                for theme in bench.themes}
+    by_theme = {
+        theme: format_unavailable(
+            unavailable_counts([records[s.id] for s in bench.samples if s.theme == theme and s.id in records])
+        )
+        for theme in bench.themes
+    }
     by_theme[MACRO] = format_unavailable(unavailable_counts([records[s.id] for s in bench.samples if s.id in records]))
     return table.assign(**{UNAVAILABLE_COLUMN: table["theme"].map(by_theme)})
 
@@ -207,8 +233,10 @@ def flag_counts(records: list[dict]) -> dict[str, int]:
 def mark_flags(table: pd.DataFrame, bench: Bench, records: dict[str, dict]) -> pd.DataFrame:
     """Add the protocol-violation counts (``n_short``, ``n_orientation``) to an objective summary,
     right after its counts."""
-    by_theme = {theme: flag_counts([records[s.id] for s in bench.samples if s.theme == theme and s.id in records])
-                for theme in bench.themes}
+    by_theme = {
+        theme: flag_counts([records[s.id] for s in bench.samples if s.theme == theme and s.id in records])
+        for theme in bench.themes
+    }
     by_theme[MACRO] = flag_counts([records[s.id] for s in bench.samples if s.id in records])
     table = table.copy()
     at = list(table.columns).index(COUNT_COLUMNS[-1]) + 1
@@ -219,10 +247,15 @@ def mark_flags(table: pd.DataFrame, bench: Bench, records: dict[str, dict]) -> p
 
 def order_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Measured rows before published ones, models in name order, each model's MACRO row last."""
-    keys = pd.DataFrame({
-        "bench": table["bench"].astype(str), "paper": table["source"].eq("paper"),
-        "model": table["model"].astype(str).str.lower(), "macro": table["theme"].eq(MACRO), "theme": table["theme"].astype(str),
-    })
+    keys = pd.DataFrame(
+        {
+            "bench": table["bench"].astype(str),
+            "paper": table["source"].eq("paper"),
+            "model": table["model"].astype(str).str.lower(),
+            "macro": table["theme"].eq(MACRO),
+            "theme": table["theme"].astype(str),
+        }
+    )
     order = keys.sort_values(list(keys.columns), kind="stable").index
     return table.loc[order].reset_index(drop=True)
 
@@ -236,7 +269,9 @@ def latest_judge(records: dict[str, dict]) -> tuple[dict[str, dict], int]:
     return kept, len(records) - len(kept)
 
 
-def judge_summary(bench: Bench, records: dict[str, dict], model: str, columns: list[str], policy: str = "exclude") -> pd.DataFrame:
+def judge_summary(
+    bench: Bench, records: dict[str, dict], model: str, columns: list[str], policy: str = "exclude"
+) -> pd.DataFrame:
     """Judge scores per theme and MACRO, with judged / failed / missing counts.
 
     ``exclude`` (the published behaviour) leaves failed and missing samples out of the means;
@@ -244,7 +279,9 @@ def judge_summary(bench: Bench, records: dict[str, dict], model: str, columns: l
     """
     if policy not in MISSING_POLICIES:
         raise ValueError(f"--missing-policy must be one of {', '.join(MISSING_POLICIES)}, not {policy!r}")
-    table = summarize(bench, records, model, ("judge",), JUDGE_COUNT_COLUMNS, columns, 1.0 if policy == "floor" else None)
+    table = summarize(
+        bench, records, model, ("judge",), JUDGE_COUNT_COLUMNS, columns, 1.0 if policy == "floor" else None
+    )
     table.insert(len(KEY_COLUMNS) + len(JUDGE_COUNT_COLUMNS), "judge_missing_policy", policy)
     return table
 
@@ -291,8 +328,10 @@ def coverage_warning(runs: list[Path]) -> str | None:
     shared = set.intersection(*covered)
     labels = _distinct([run_label(read_provenance(run)) for run in folders], folders)
     each = ", ".join(f"{label} {len(ids)}" for label, ids in zip(labels, covered))
-    return (f"the runs' scores rest on different samples ({each}; {len(shared)} shared): their means are not comparable; "
-            f"--common compares them on the shared samples only")
+    return (
+        f"the runs' scores rest on different samples ({each}; {len(shared)} shared): their means are not comparable; "
+        f"--common compares them on the shared samples only"
+    )
 
 
 @dataclass
@@ -322,8 +361,10 @@ def summarize_run(run_dir: Path, bench: Bench, model: str, policy: str = "exclud
         macro = judge[judge["theme"] == "MACRO"].iloc[0]
         left_out = int(macro["n_judge_failed"] + macro["n_judge_missing"])
         if left_out and policy == "exclude":
-            notes.append(f"{left_out} samples without a judge score are left out of the judge means (published behaviour); "
-                         f"--missing-policy floor scores them 1")
+            notes.append(
+                f"{left_out} samples without a judge score are left out of the judge means (published behaviour); "
+                f"--missing-policy floor scores them 1"
+            )
     return RunSummary(combine(objective, judge), metric_records, notes)
 
 
@@ -334,8 +375,14 @@ def _common_summary(run: Path, shared: set[str]) -> pd.DataFrame:
 
     bench, provenance = bench_of_run(run)
     summary = pd.read_csv(run / "summary.csv") if (run / "summary.csv").is_file() else pd.DataFrame()
-    policy = str(summary["judge_missing_policy"].dropna().iloc[0]) if "judge_missing_policy" in summary and summary["judge_missing_policy"].notna().any() else "exclude"
-    return summarize_run(run, select(bench, ids=[s.id for s in bench.samples if s.id in shared]), run_label(provenance), policy).table
+    policy = (
+        str(summary["judge_missing_policy"].dropna().iloc[0])
+        if "judge_missing_policy" in summary and summary["judge_missing_policy"].notna().any()
+        else "exclude"
+    )
+    return summarize_run(
+        run, select(bench, ids=[s.id for s in bench.samples if s.id in shared]), run_label(provenance), policy
+    ).table
 
 
 def _distinct(names: list[str], runs: list[Path]) -> list[str]:
@@ -383,7 +430,9 @@ def published_rows(name: str) -> pd.DataFrame:
     """A shipped leaderboard of published numbers (``source=paper``): ``sparkle_bench``, ``openve_bench``."""
     path = LEADERBOARDS / f"{name}.csv"
     if not path.is_file():
-        known = ", ".join(sorted(p.name.removesuffix(".csv") for p in LEADERBOARDS.iterdir() if p.name.endswith(".csv")))
+        known = ", ".join(
+            sorted(p.name.removesuffix(".csv") for p in LEADERBOARDS.iterdir() if p.name.endswith(".csv"))
+        )
         raise FileNotFoundError(f"no published leaderboard {name!r}; shipped: {known}")
     with path.open("rb") as handle:
         return pd.read_csv(handle)
@@ -394,7 +443,10 @@ def merge_leaderboard(tables: list[pd.DataFrame], themes: str = MACRO) -> pd.Dat
     merged = pd.concat(tables, ignore_index=True, sort=False)
     if themes != "all":
         merged = merged[merged["theme"] == themes]
-    fixed = [c for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + list(FLAG_COLUMNS.values()) + JUDGE_COUNT_COLUMNS)
-             if c in merged.columns]
+    fixed = [
+        c
+        for c in dict.fromkeys(KEY_COLUMNS + COUNT_COLUMNS + list(FLAG_COLUMNS.values()) + JUDGE_COUNT_COLUMNS)
+        if c in merged.columns
+    ]
     rest = [c for c in merged.columns if c not in fixed]
     return integer_counts(canonical_order(order_rows(merged[fixed + rest])))

@@ -69,9 +69,12 @@ def _perturbations(pair: VideoPair) -> dict[str, np.ndarray]:
     return {
         "freeze background": np.where(mask[..., None], edited, edited[:1]),
         "pan frozen background": composite(edited, mask, shortcut_background(edited[0], "pan", 3.0, len(edited))),
-        "noise on frozen background": composite(edited, mask,
-                                                shortcut_background(edited[0], "noise", 4.0, len(edited))),
-        "blur subject": _inside(mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), s) for f, s in zip(edited, sigmas)])),
+        "noise on frozen background": composite(
+            edited, mask, shortcut_background(edited[0], "noise", 4.0, len(edited))
+        ),
+        "blur subject": _inside(
+            mask, edited, np.stack([cv2.GaussianBlur(f, (0, 0), s) for f, s in zip(edited, sigmas)])
+        ),
         "shift subject": shifted_subject(pair),
         "recolour subject": _inside(mask, edited, np.clip(edited[..., ::-1] * gains, 0, 255).astype(np.uint8)),
         "shuffle frames": edited[rng.permutation(len(edited))],
@@ -101,7 +104,9 @@ def validate_demo(demo_root: Path) -> list[Check]:
     bad: dict[tuple[str, str], list[float]] = {}
     for sample in bench.samples:
         reference = bench.reference_dir / sample.output_relpath
-        pair = load_pair(sample.source, reference, find_mask(bench.masks_dir, sample.theme, sample.id), prompt=sample.prompt)
+        pair = load_pair(
+            sample.source, reference, find_mask(bench.masks_dir, sample.theme, sample.id), prompt=sample.prompt
+        )
         trackable = any(word in sample.prompt for word in TRACKABLE)
         for name in names:
             good[name].append(metrics[name](pair))
@@ -113,7 +118,8 @@ def validate_demo(demo_root: Path) -> list[Check]:
                 bad.setdefault((case, name), []).append(metrics[name](perturbed))
     return [
         Check(case, name, float(np.mean(good[name])), float(np.mean(bad[(case, name)])), expect)
-        for case, checks in EXPECTATIONS.items() for name, expect in checks
+        for case, checks in EXPECTATIONS.items()
+        for name, expect in checks
     ]
 
 
@@ -127,7 +133,9 @@ def validate_real(real_dir: Path) -> list[Check]:
         mask = find_mask(real_dir / "masks", "", f"{stem}")
         ours = load_pair(source, compare / f"{stem}_edited.mp4", mask)
         theirs = load_pair(source, compare / f"{stem}_edited_openve3m.mp4", mask)
-        checks.append(Check(f"{stem}: OpenVE-3M edit vs Sparkle", "bg_dynamics", dynamics(ours), dynamics(theirs), "lower"))
+        checks.append(
+            Check(f"{stem}: OpenVE-3M edit vs Sparkle", "bg_dynamics", dynamics(ours), dynamics(theirs), "lower")
+        )
         checks.append(Check(f"{stem}: Sparkle edit reads living", "bg_static", static(ours), static(ours), "equals 0"))
     for source in sorted((real_dir / "pairs").glob("*_source.mp4")):
         stem = source.name[: -len("_source.mp4")]
@@ -146,5 +154,7 @@ def print_checks(title: str, checks: list[Check], emit: Callable[[object], None]
     for column in ("case", "metric", "good edit", "perturbed", "expected", "ok"):
         table.add_column(column)
     for c in checks:
-        table.add_row(c.case, c.metric, f"{c.good:.4g}", f"{c.perturbed:.4g}", c.expect, "yes" if c.passed else "[red]NO[/]")
+        table.add_row(
+            c.case, c.metric, f"{c.good:.4g}", f"{c.perturbed:.4g}", c.expect, "yes" if c.passed else "[red]NO[/]"
+        )
     emit(table)

@@ -134,8 +134,9 @@ def probe(path: Path) -> VideoInfo:
             if first is None:
                 first = next(iter(stream.codec_context.decode(None)), None)  # a decoder that holds frames back
         except AV_ERRORS as exc:
-            raise VideoError(f"{path.name} is truncated or damaged ({_what(stream, container)}): "
-                             f"{_first_line(exc)}") from exc
+            raise VideoError(
+                f"{path.name} is truncated or damaged ({_what(stream, container)}): {_first_line(exc)}"
+            ) from exc
         if not pts:
             raise VideoError(f"{path.name} has no frames ({_what(stream, container)})")
         if first is None:
@@ -146,8 +147,9 @@ def probe(path: Path) -> VideoInfo:
         fps, times = _rate(sorted(known) if len(known) == len(pts) else [], stream)
         if fps <= 0:
             raise VideoError(f"{path.name} has no frame rate ({_what(stream, container)})")
-        return VideoInfo(int(width), int(height), len(pts), fps, times, rotation, stream.codec_context.name,
-                         container.format.name)
+        return VideoInfo(
+            int(width), int(height), len(pts), fps, times, rotation, stream.codec_context.name, container.format.name
+        )
 
 
 def read_frames(
@@ -190,7 +192,10 @@ def _converter(stream, rotation: int, size: tuple[int, int] | None):
     FFmpeg's ``scale`` (bilinear) to ``size``, then RGB."""
     graph = av.filter.Graph()
     steps = UPRIGHT.get(rotation, []) + ([("scale", f"{size[0]}:{size[1]}:flags=bilinear")] if size else [])
-    chain = [graph.add_buffer(template=stream), *(graph.add(name, args) for name, args in [*steps, ("format", "rgb24")])]
+    chain = [
+        graph.add_buffer(template=stream),
+        *(graph.add(name, args) for name, args in [*steps, ("format", "rgb24")]),
+    ]
     chain.append(graph.add("buffersink"))
     for a, b in itertools.pairwise(chain):
         a.link_to(b)
@@ -221,11 +226,14 @@ def _read_pyav(path: Path, size: tuple[int, int] | None, indices: Sequence[int] 
                     break
     except AV_ERRORS as exc:
         if not decoded:
-            raise VideoError(f"no decoder reads {path.name} ({info.codec} video in a {info.container} container): "
-                             f"{_first_line(exc)}") from exc
+            raise VideoError(
+                f"no decoder reads {path.name} ({info.codec} video in a {info.container} container): {_first_line(exc)}"
+            ) from exc
     if len(decoded) < len(needed):
-        raise VideoError(f"{path.name} is truncated or damaged ({info.codec} video in a {info.container} container): "
-                         f"decoded {len(decoded)} of {len(needed)} frames")
+        raise VideoError(
+            f"{path.name} is truncated or damaged ({info.codec} video in a {info.container} container): "
+            f"decoded {len(decoded)} of {len(needed)} frames"
+        )
     shape = next(iter(decoded.values())).shape if decoded else (0, 0, 3)
     return np.stack([decoded[i] for i in wanted]) if wanted else np.empty((0, *shape), np.uint8)
 
@@ -235,7 +243,9 @@ def _read_pyav(path: Path, size: tuple[int, int] | None, indices: Sequence[int] 
 # other pixels. Its SSE2 code computes the same results (x264's asm is bit-exact across instruction
 # sets) without that read: capped there on x86-64, where every CPU has SSE2 (~30% slower encoding).
 X264_REPRODUCIBLE = {"x264-params": "asm=MMX2,SSE,SSE2"} if platform.machine().lower() in ("x86_64", "amd64") else {}
-OFFICIAL_CRF = 25  # the official scripts' save_video(quality=5): imageio-ffmpeg maps quality q to crf int((1 - q/10) * 51)
+OFFICIAL_CRF = (
+    25  # the official scripts' save_video(quality=5): imageio-ffmpeg maps quality q to crf int((1 - q/10) * 51)
+)
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float, crf: int = 17) -> None:
@@ -259,7 +269,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float, crf: int = 17) -> No
             stream.options = {"crf": str(crf), "preset": "medium", **X264_REPRODUCIBLE}
             stream.thread_count = 1
             for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8), format="rgb24")))
+                container.mux(
+                    stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8), format="rgb24"))
+                )
             container.mux(stream.encode())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

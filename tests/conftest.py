@@ -47,9 +47,19 @@ def make_sparkle_bench(root: Path, clips: dict[str, Path], masks: dict[str, Path
             (root / "masks" / theme).mkdir(parents=True, exist_ok=True)
             shutil.copy(masks[sample_id], root / "masks" / theme / f"{sample_id}.npz")
     for theme, ids in by_theme.items():
-        rows = ["edited_type,prompt,original_video"] + [f'{theme},"Put the subject on a windy beach.",source_videos/{theme}/{i}.mp4' for i in ids]
+        rows = ["edited_type,prompt,original_video"] + [
+            f'{theme},"Put the subject on a windy beach.",source_videos/{theme}/{i}.mp4' for i in ids
+        ]
         (root / f"{theme}_bench.csv").write_text("\n".join(rows) + "\n")
-        meta = [json.dumps({"id": i, "prompt": "Put the subject on a windy beach.",
-                            "metadata": {"edit_type": theme, "chosen_keyword": "coast: windy beach", "original_scene": "x"}}) for i in ids]
+        meta = [
+            json.dumps(
+                {
+                    "id": i,
+                    "prompt": "Put the subject on a windy beach.",
+                    "metadata": {"edit_type": theme, "chosen_keyword": "coast: windy beach", "original_scene": "x"},
+                }
+            )
+            for i in ids
+        ]
         (root / f"{theme}_metadata.jsonl").write_text("\n".join(meta) + "\n")
     return root

@@ -28,7 +28,9 @@ def test_tiny_pipeline_writes_canonical_outputs(demo_root, tmp_path, name, build
     info = probe(tmp_path / "outputs" / bench.samples[0].output_relpath)
     assert (info.width, info.height, info.num_frames) == (64, 32, 5)  # aspect kept in the budget, 4k+1 frames
     assert [r["status"] for r in read_jsonl(tmp_path / "inference.jsonl")] == ["ok"]
-    again = run_inference(bench, load_model(f"{name}:{folder}", options), tmp_path / "outputs", tmp_path / "inference.jsonl")
+    again = run_inference(
+        bench, load_model(f"{name}:{folder}", options), tmp_path / "outputs", tmp_path / "inference.jsonl"
+    )
     assert (again.generated, again.cached) == (0, 1)  # an existing output is a cache hit, no weights loaded
 
 
@@ -36,7 +38,9 @@ def test_missing_weights_stop_inference_with_a_hint(demo_root, tmp_path, capsys)
     pytest.importorskip("diffusers")
     from sparkle_bench.cli import main
 
-    code = main(["infer", "--bench", "demo", "--model", f"vace:{tmp_path / 'not-there'}", "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        ["infer", "--bench", "demo", "--model", f"vace:{tmp_path / 'not-there'}", "--runs-dir", str(tmp_path / "runs")]
+    )
     assert code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot load weights" in err and "no such folder" in err

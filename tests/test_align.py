@@ -28,7 +28,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     that is exactly the source's centre crop (rows 8-712) re-encoded losslessly."""
     root = tmp_path_factory.mktemp("align")
     rng = np.random.default_rng(3)
-    grey = lambda shape, block: np.repeat(np.repeat(rng.integers(40, 216, shape, dtype=np.uint8), block, 0), block, 1)[..., None]
+    grey = lambda shape, block: np.repeat(np.repeat(rng.integers(40, 216, shape, dtype=np.uint8), block, 0), block, 1)[
+        ..., None
+    ]
     background = np.repeat(grey((90, 160), 8), 3, axis=2)  # grey: the RGB -> YUV 4:2:0 round trip is (nearly) exact
     texture = np.repeat(grey((40, 70), 4), 3, axis=2)
     frames = np.stack([np.roll(background, 4 * t, axis=1) for t in range(FRAMES)])
@@ -51,7 +53,9 @@ def test_a_centre_cropped_edit_scores_as_a_perfect_copy_only_when_cropped(clips)
     assert cropped.source.shape == (FRAMES, 288, 524, 3)  # the edit's aspect (1280x704) at height 288
     # the mask was cropped with the source: the subject's top edge moved up 8 source rows
     rows = np.flatnonzero(cropped.mask[0].any(axis=1))
-    assert rows[0] == pytest.approx((24 - 8) * 288 / 704, abs=1) and rows[-1] == pytest.approx((184 - 8) * 288 / 704, abs=1)
+    assert rows[0] == pytest.approx((24 - 8) * 288 / 704, abs=1) and rows[-1] == pytest.approx(
+        (184 - 8) * 288 / 704, abs=1
+    )
     assert any("centre-cropped to 1280x704 (rows 8-712, columns 0-1280)" in n for n in cropped.notes)
     good = scores(cropped)
     assert good["fg_psnr"] > 45 and good["fg_ssim"] > 0.995 and good["bg_change"] < 0.005
@@ -74,12 +78,29 @@ def test_geometry_decisions():
 
 
 def test_the_record_says_what_was_done_and_another_alignment_rescores(clips, tmp_path):
-    bench = make_sparkle_bench(tmp_path / "bench", {"Align_time_000": clips["source"]}, {"Align_time_000": clips["mask"]})
+    bench = make_sparkle_bench(
+        tmp_path / "bench", {"Align_time_000": clips["source"]}, {"Align_time_000": clips["mask"]}
+    )
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     (outputs / "Align_time_000_edited.mp4").symlink_to(clips["edited"])
-    args = ["score", "--bench", str(bench), "--model", f"precomputed:{outputs}", "--runs-dir", str(tmp_path / "runs"),
-            "--run-name", "r", "--metrics", "fg_psnr", "--workers", "1", "--format", "csv"]
+    args = [
+        "score",
+        "--bench",
+        str(bench),
+        "--model",
+        f"precomputed:{outputs}",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--run-name",
+        "r",
+        "--metrics",
+        "fg_psnr",
+        "--workers",
+        "1",
+        "--format",
+        "csv",
+    ]
     assert main(args) == 0
     assert main(args + ["--align", "resize"]) == 0
     records = [json.loads(line) for line in (tmp_path / "runs/r/samples.jsonl").read_text().splitlines()]

@@ -55,7 +55,24 @@ def same_run(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def cli_run(demo_root, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("cli")
-    assert main(["eval", "--bench", "demo", "--model", "identity", "--limit", "2", "--workers", "1", "--runs-dir", str(runs)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--bench",
+                "demo",
+                "--model",
+                "identity",
+                "--limit",
+                "2",
+                "--workers",
+                "1",
+                "--runs-dir",
+                str(runs),
+            ]
+        )
+        == 0
+    )
     return runs / "demo-identity"
 
 
@@ -68,7 +85,9 @@ def test_evaluate_from_another_folder_equals_the_cli(cli_run, tmp_path, monkeypa
     assert (elsewhere / "api-runs/demo-identity/summary.csv").is_file()
     same_run(result.run_dir, cli_run)
     pd.testing.assert_frame_equal(pd.read_csv(result.run_dir / "summary.csv"), pd.read_csv(cli_run / "summary.csv"))
-    assert {k: r["metrics"] for k, r in result.records.items()} == {r["id"]: r["metrics"] for r in lines(cli_run / "samples.jsonl", cli_run)}
+    assert {k: r["metrics"] for k, r in result.records.items()} == {
+        r["id"]: r["metrics"] for r in lines(cli_run / "samples.jsonl", cli_run)
+    }
     # the identity edit keeps the subject and leaves the static demo background as it was
     assert result.macro["fg_psnr"] > 35 and result.macro["bg_change"] < 0.01 and result.macro["bg_static"] == 1.0
     assert result.summary.loc[result.summary["theme"] == "MACRO", "n_scored"].item() == 2
@@ -88,11 +107,18 @@ def test_an_adapter_instance_is_accepted_wherever_a_model_name_is(cli_run, tmp_p
     result = sparkle_bench.evaluate(bench="demo", model=Identity(), limit=2, workers=1, runs_dir=tmp_path)
     same_run(result.run_dir, cli_run)  # the instance is recorded by its spec, as the name would be
 
-    frozen = sparkle_bench.evaluate(bench="demo", model=Frozen(), limit=2, workers=1, runs_dir=tmp_path, label="held still")
+    frozen = sparkle_bench.evaluate(
+        bench="demo", model=Frozen(), limit=2, workers=1, runs_dir=tmp_path, label="held still"
+    )
     recorded = json.loads((frozen.run_dir / "provenance.json").read_text())
-    assert frozen.run_dir.name == "demo-frozen-test" and recorded["model"] == recorded["arguments"]["model"] == "frozen-test"
+    assert (
+        frozen.run_dir.name == "demo-frozen-test"
+        and recorded["model"] == recorded["arguments"]["model"] == "frozen-test"
+    )
     assert frozen.summary["model"].eq("held still").all()
-    assert frozen.macro["bg_static"] == 1 and frozen.macro["fg_motion"] > 10 * result.macro["fg_motion"]  # the subject held too
+    assert (
+        frozen.macro["bg_static"] == 1 and frozen.macro["fg_motion"] > 10 * result.macro["fg_motion"]
+    )  # the subject held too
 
 
 def test_the_stages_run_alone_give_the_same_files(cli_run, tmp_path):
@@ -114,8 +140,15 @@ def test_strict_and_a_failed_inference_give_the_cli_exit_codes(demo_root, tmp_pa
     run = RunSettings("identity", Selection("demo", limit=2), runs_dir=tmp_path)
     infer(run)
     next((tmp_path / "demo-identity/outputs").rglob("*.mp4")).unlink()
-    lenient = score(RunSettings("precomputed:" + str(tmp_path / "demo-identity/outputs"), Selection("demo", limit=2),
-                                runs_dir=tmp_path, run_name="pre"), ScoreSettings(workers=1))
+    lenient = score(
+        RunSettings(
+            "precomputed:" + str(tmp_path / "demo-identity/outputs"),
+            Selection("demo", limit=2),
+            runs_dir=tmp_path,
+            run_name="pre",
+        ),
+        ScoreSettings(workers=1),
+    )
     assert lenient.exit_code == 0 and lenient.scoring["missing"] == 1
     strict = summarize(lenient.run_dir, strict=True)
     assert strict.exit_code == 3
@@ -125,15 +158,22 @@ def test_the_judge_stage_takes_settings_and_never_writes_the_key(demo_root, tmp_
     run = RunSettings("identity", Selection("demo", limit=2), runs_dir=tmp_path)
     infer(run)
     secret = "sk-test-do-not-write-0123456789"
-    result = judge(run, JudgeOptions(backend="openai", judge_model="m", base_url="http://127.0.0.1:9/v1", api_key=secret, dry_run=True))
+    result = judge(
+        run,
+        JudgeOptions(backend="openai", judge_model="m", base_url="http://127.0.0.1:9/v1", api_key=secret, dry_run=True),
+    )
     assert result.exit_code == 0 and result.summary is None
     assert "2 requests to send" in capsys.readouterr().err
     written = (tmp_path / "demo-identity/provenance.json").read_text()
     assert secret not in written and json.loads(written)["arguments"]["judge_model"] == "m"
-    assert all(secret not in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".mp4")
+    assert all(
+        secret not in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".mp4"
+    )
 
 
 def test_importing_the_package_imports_no_api_and_no_torch():
-    code = ("import sys, sparkle_bench; assert 'sparkle_bench.api' not in sys.modules and 'torch' not in sys.modules; "
-            "assert callable(sparkle_bench.evaluate) and 'sparkle_bench.api' in sys.modules and 'torch' not in sys.modules")
+    code = (
+        "import sys, sparkle_bench; assert 'sparkle_bench.api' not in sys.modules and 'torch' not in sys.modules; "
+        "assert callable(sparkle_bench.evaluate) and 'sparkle_bench.api' in sys.modules and 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -98,5 +98,8 @@ def test_openve_csv(demo_root, tmp_path):
         "global_style,Make it anime,videos/style/Demo_style_000.mp4\n"
     )
     bench = load_openve(csv)
-    assert [(s.theme, s.id) for s in bench.samples] == [("background_change", "Demo_time_000"), ("global_style", "Demo_style_000")]
+    assert [(s.theme, s.id) for s in bench.samples] == [
+        ("background_change", "Demo_time_000"),
+        ("global_style", "Demo_style_000"),
+    ]
     assert bench.samples[0].output_relpath == "background_change/Demo_time_000_edited.mp4"

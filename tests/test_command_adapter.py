@@ -35,8 +35,22 @@ def script(tmp_path):
 
 def run(tmp_path, script, mode: str, *extra: str) -> int:
     template = f"{sys.executable} {script} {{source}} {{prompt}} {{output}} {mode}"
-    return main(["infer", "--bench", "demo", "--limit", "2", "--model", f"command:{template}", "--runs-dir",
-                 str(tmp_path / "runs"), "--run-name", mode, *extra])
+    return main(
+        [
+            "infer",
+            "--bench",
+            "demo",
+            "--limit",
+            "2",
+            "--model",
+            f"command:{template}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--run-name",
+            mode,
+            *extra,
+        ]
+    )
 
 
 def test_a_command_that_succeeds_writes_canonical_outputs(demo_root, tmp_path, script):

@@ -45,14 +45,34 @@ class Untolerated(EditLuma):
 
 def fresh(*argv: str) -> subprocess.CompletedProcess:
     """``sparkle-bench ARGV`` in a new interpreter: nothing of this test module is loaded there."""
-    return subprocess.run([sys.executable, "-m", "sparkle_bench.cli", *argv], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sparkle_bench.cli", *argv], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def run(demo_root, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
-    assert main(["eval", "--bench", "demo", "--model", "identity", "--limit", "5", "--workers", "1", "--runs-dir", str(runs),
-                 "--metrics", f"fg_psnr,fg_ssim,{SPEC}"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--bench",
+                "demo",
+                "--model",
+                "identity",
+                "--limit",
+                "5",
+                "--workers",
+                "1",
+                "--runs-dir",
+                str(runs),
+                "--metrics",
+                f"fg_psnr,fg_ssim,{SPEC}",
+            ]
+        )
+        == 0
+    )
     return runs / "demo-identity"
 
 
@@ -60,7 +80,7 @@ def test_its_column_is_in_summary_in_its_declared_place(run):
     provenance = json.loads((run / "provenance.json").read_text())
     assert provenance["metrics"]["edit_luma"] == SPEC
     columns = [c for c in pd.read_csv(run / "summary.csv").columns if not c.endswith(("_ci_lo", "_ci_hi"))]
-    assert columns[columns.index("fg_psnr"):columns.index("fg_ssim") + 1] == ["fg_psnr", "edit_luma", "fg_ssim"]
+    assert columns[columns.index("fg_psnr") : columns.index("fg_ssim") + 1] == ["fg_psnr", "edit_luma", "fg_ssim"]
     summary = pd.read_csv(run / "summary.csv").set_index("theme")
     assert 0 < summary.loc["MACRO", "edit_luma"] < 255 and summary.loc["MACRO", "n_scored"] == 5
 
@@ -101,7 +121,9 @@ def shifted(run: Path, out: Path, by: float) -> Path:
 def test_the_gate_uses_its_tolerance_in_a_fresh_process(run, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert main(["baseline", str(run), "--out", str(baseline)]) == 0
-    under = fresh("regress", str(shifted(run, tmp_path / "under", 0.45)), "--baseline", str(baseline), "--format", "csv")
+    under = fresh(
+        "regress", str(shifted(run, tmp_path / "under", 0.45)), "--baseline", str(baseline), "--format", "csv"
+    )
     over = fresh("regress", str(shifted(run, tmp_path / "over", 0.55)), "--baseline", str(baseline), "--format", "csv")
     assert under.returncode == 0, under.stdout + under.stderr
     assert over.returncode == 1, over.stdout + over.stderr
@@ -115,8 +137,13 @@ def test_the_gate_uses_its_tolerance_in_a_fresh_process(run, tmp_path):
 
 
 def scores(values: dict[str, float]) -> Scores:
-    return Scores("demo", "x", "run", None, {f"s{i}": {"theme": "t", "status": "ok", "judge_status": None, "values": dict(values)}
-                                             for i in range(6)})
+    return Scores(
+        "demo",
+        "x",
+        "run",
+        None,
+        {f"s{i}": {"theme": "t", "status": "ok", "judge_status": None, "values": dict(values)} for i in range(6)},
+    )
 
 
 def test_a_metric_without_a_tolerance_is_reported_untested_never_zero():
@@ -135,10 +162,25 @@ def test_a_metric_without_a_tolerance_is_reported_untested_never_zero():
 
 def test_built_ins_are_found_from_their_files_and_typos_get_hints():
     builtin = [n for n in METRICS.names() if METRICS.target(n).startswith("sparkle_bench.metrics.")]
-    assert builtin == sorted(["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips", "bg_change", "bg_dynamics", "bg_static",
-                                      "bg_flicker", "clip_text", "clip_consistency"])
+    assert builtin == sorted(
+        [
+            "fg_psnr",
+            "fg_ssim",
+            "fg_motion",
+            "fg_lpips",
+            "bg_change",
+            "bg_dynamics",
+            "bg_static",
+            "bg_flicker",
+            "clip_text",
+            "clip_consistency",
+        ]
+    )
     orders = sorted(builtin, key=lambda n: METRICS.load(n).order)
-    assert orders[:4] == ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips"] and orders[-2:] == ["clip_text", "clip_consistency"]
+    assert orders[:4] == ["fg_psnr", "fg_ssim", "fg_motion", "fg_lpips"] and orders[-2:] == [
+        "clip_text",
+        "clip_consistency",
+    ]
     assert all(METRICS.load(n).tolerance > 0 and METRICS.load(n).header for n in builtin)
     with pytest.raises(UnknownNameError, match="Did you mean 'fg_psnr'"):
         METRICS.target("fg_psnn")

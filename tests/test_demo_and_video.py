@@ -28,7 +28,12 @@ def test_demo_video_shows_subject_inside_mask_and_room_outside(demo_root):
 
 def test_demo_is_deterministic(tmp_path):
     a, b = build_demo_bench(tmp_path / "a"), build_demo_bench(tmp_path / "b")
-    for rel in ("time_bench.csv", "time_metadata.jsonl", "masks/time/Demo_time_001.npz", "source_videos/time/Demo_time_001.mp4"):
+    for rel in (
+        "time_bench.csv",
+        "time_metadata.jsonl",
+        "masks/time/Demo_time_001.npz",
+        "source_videos/time/Demo_time_001.mp4",
+    ):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 

@@ -74,7 +74,7 @@ def split_comment(line: str) -> tuple[str, str]:
         elif char in "'\"":
             quote = char
         elif char == "#" and (i == 0 or line[i - 1].isspace()):
-            return line[:i], line[i + 1:].strip()
+            return line[:i], line[i + 1 :].strip()
     return line, ""
 
 
@@ -88,7 +88,7 @@ def blocks(path: Path, language: str = "bash") -> list[tuple[int, list[str], boo
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
             previous = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
             if match.group(1) == language:
-                found.append((i + 2, lines[i + 1:end], previous == RUN_MARK))
+                found.append((i + 2, lines[i + 1 : end], previous == RUN_MARK))
             i = end
         i += 1
     return found
@@ -125,8 +125,11 @@ def split_commands(lines: list[str], first_line: int) -> list[tuple[int, list[st
 
 
 def commands(path: Path) -> list[Command]:
-    return [Command(path, line, tuple(words), comment, run)
-            for first, lines, run in blocks(path) for line, words, comment in split_commands(lines, first)]
+    return [
+        Command(path, line, tuple(words), comment, run)
+        for first, lines, run in blocks(path)
+        for line, words, comment in split_commands(lines, first)
+    ]
 
 
 def cli_argv(words: tuple[str, ...]) -> list[str] | None:
@@ -135,10 +138,10 @@ def cli_argv(words: tuple[str, ...]) -> list[str] | None:
         return list(words[1:])
     if words[0] in LAUNCHERS:
         for i in range(len(words) - 1):
-            if words[i:i + 2] == ("-m", "sparkle_bench.cli"):
-                return list(words[i + 2:])
+            if words[i : i + 2] == ("-m", "sparkle_bench.cli"):
+                return list(words[i + 2 :])
     if words[0] == "ray" and "--" in words:
-        return cli_argv(words[words.index("--") + 1:])
+        return cli_argv(words[words.index("--") + 1 :])
     return None
 
 
@@ -146,6 +149,7 @@ def cli_argv(words: tuple[str, ...]) -> list[str] | None:
 def strict_parser() -> argparse.ArgumentParser:
     """The CLI's parser with prefix matching off everywhere: a doc's ``--strict`` must not pass as an
     abbreviation of a renamed ``--strict-mode``."""
+
     def walk(parser: argparse.ArgumentParser) -> None:
         parser.allow_abbrev = False
         for action in parser._actions:
@@ -202,8 +206,11 @@ def python_problem(cmd: Command) -> str | None:
         if "argparse" not in script.read_text():  # no --help to ask: running it would run it
             return None
         help_text = script_help(script)
-        unknown = [f for f in (w.split("=")[0] for w in words[2:] if w.startswith("--"))
-                   if not re.search(rf"{re.escape(f)}\b", help_text)]
+        unknown = [
+            f
+            for f in (w.split("=")[0] for w in words[2:] if w.startswith("--"))
+            if not re.search(rf"{re.escape(f)}\b", help_text)
+        ]
         return f"{', '.join(unknown)} not in its --help" if unknown else None
     return "a python command this test does not know how to check"
 
@@ -320,8 +327,22 @@ def test_splitting_follows_bash():
     got = split_commands(block, 10)
     assert got == [
         (10, ["sparkle-bench", "eval", "--model", "command:cp {source} {output}"], "a comment with a quote '"),
-        (11, ["accelerate", "launch", "--num_processes", "2", "--machine_rank", "$RANK", "-m", "sparkle_bench.cli",
-              "train", "cfg.toml"], "exits 1"),
+        (
+            11,
+            [
+                "accelerate",
+                "launch",
+                "--num_processes",
+                "2",
+                "--machine_rank",
+                "$RANK",
+                "-m",
+                "sparkle_bench.cli",
+                "train",
+                "cfg.toml",
+            ],
+            "exits 1",
+        ),
         (13, ["test", "-d", "data"], ""),
         (13, ["sparkle-bench", "download", "--bench", "sparkle", "--root", "data"], ""),
         (13, ["echo", "# not a comment"], ""),
@@ -340,4 +361,5 @@ def test_the_parse_check_rejects_renamed_and_abbreviated_flags():
     assert "does not parse" in problem(renamed) and "--baseline" in problem(renamed)  # the required flag it lacks
     assert "unknown kind" in problem(Command(ROOT / "README.md", 1, ("make", "docs"), "", False))
     assert "--no-such-flag not in its --help" in problem(
-        Command(ROOT / "README.md", 1, ("python", "benchmarks/gate_noise.py", "--no-such-flag"), "", False))
+        Command(ROOT / "README.md", 1, ("python", "benchmarks/gate_noise.py", "--no-such-flag"), "", False)
+    )

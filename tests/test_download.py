@@ -23,15 +23,29 @@ from sparkle_bench.video import read_frames
 
 VACE = "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
 VACE_READ = (  # what WanVACEPipeline.from_pretrained reads
-    "model_index.json", "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/model-00001-of-00002.safetensors",
-    "text_encoder/model-00002-of-00002.safetensors", "text_encoder/model.safetensors.index.json",
-    "tokenizer/special_tokens_map.json", "tokenizer/spiece.model", "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json",
-    "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model-00001-of-00002.safetensors",
+    "text_encoder/model-00002-of-00002.safetensors",
+    "text_encoder/model.safetensors.index.json",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/spiece.model",
+    "tokenizer/tokenizer.json",
+    "tokenizer/tokenizer_config.json",
+    "transformer/config.json",
+    "transformer/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
 )
-VACE_UNREAD = (".gitattributes", "README.md", "assets/comp_effic.png", "assets/vace_demo.mp4",
-               "text_encoder/pytorch_model.bin", "wan2.1_vace_1.3B_comfy.safetensors")
+VACE_UNREAD = (
+    ".gitattributes",
+    "README.md",
+    "assets/comp_effic.png",
+    "assets/vace_demo.mp4",
+    "text_encoder/pytorch_model.bin",
+    "wan2.1_vace_1.3B_comfy.safetensors",
+)
 
 
 def _write_repo(folder: Path, names: tuple[str, ...], seed: int = 0) -> dict[str, bytes]:
@@ -60,8 +74,14 @@ def vace_repo(hub, tmp_path) -> dict[str, bytes]:
 
 
 def test_sizes_read_as_the_hub_shows_them():
-    assert [human_size(n) for n in (0, 999, 1000, 93_480, 1_100_000, 16_200_000_000)] == \
-        ["0 B", "999 B", "1.0 kB", "93.5 kB", "1.1 MB", "16.2 GB"]
+    assert [human_size(n) for n in (0, 999, 1000, 93_480, 1_100_000, 16_200_000_000)] == [
+        "0 B",
+        "999 B",
+        "1.0 kB",
+        "93.5 kB",
+        "1.1 MB",
+        "16.2 GB",
+    ]
 
 
 def _total_line(err: str) -> str:
@@ -129,8 +149,10 @@ class TwoRepos(ModelAdapter):
 
 @pytest.fixture
 def two_repos(hub, tmp_path):
-    for repo_id, files in (("org/colour", {"colour.json": "[10, 200, 30]", "unused.bin": "x" * 100}),
-                           ("org/other", {"a.txt": "a", "b/c.txt": "c"})):
+    for repo_id, files in (
+        ("org/colour", {"colour.json": "[10, 200, 30]", "unused.bin": "x" * 100}),
+        ("org/other", {"a.txt": "a", "b/c.txt": "c"}),
+    ):
         for name, text in files.items():
             (tmp_path / "served" / repo_id / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / "served" / repo_id / name).write_text(text)
@@ -138,7 +160,9 @@ def two_repos(hub, tmp_path):
     return "tests.test_download:TwoRepos"
 
 
-def test_eval_offline_names_every_missing_repository_in_one_line(two_repos, hub, demo_root, tmp_path, capsys, monkeypatch):
+def test_eval_offline_names_every_missing_repository_in_one_line(
+    two_repos, hub, demo_root, tmp_path, capsys, monkeypatch
+):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -153,7 +177,10 @@ def test_eval_offline_names_every_missing_repository_in_one_line(two_repos, hub,
 
 def test_eval_with_unreachable_hub_fails_in_one_line(two_repos, demo_root, tmp_path, capsys, monkeypatch):
     use_hub(monkeypatch, "http://127.0.0.1:9", tmp_path / "hf2")  # discard port: connection refused
-    assert main(["infer", "--bench", "demo", "--limit", "1", "--model", two_repos, "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert (
+        main(["infer", "--bench", "demo", "--limit", "1", "--model", two_repos, "--runs-dir", str(tmp_path / "runs")])
+        == 2
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines[0] == "two-repos: fetching the weights not in the local Hugging Face cache" and len(lines) == 2
     assert lines[1].startswith("error:") and "could not list org/colour (" in lines[1] and "org/other (" in lines[1]
@@ -165,13 +192,27 @@ def test_download_names_repositories_the_hub_lacks_and_downloads_nothing(hub, tm
     hub.add("org/colour", tmp_path / "served" / "colour")  # org/other is not on the hub at all
     assert main(["download", "--model", "tests.test_download:TwoRepos"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: the hub at http://127.0.0.1:") and "org/colour (no file matches colour.json)" in error
+    assert (
+        error.startswith("error: the hub at http://127.0.0.1:") and "org/colour (no file matches colour.json)" in error
+    )
     assert "org/other (RepositoryNotFoundError" in error and hub.downloads() == []
 
 
 def test_eval_downloads_missing_weights_then_generates(two_repos, hub, demo_root, tmp_path, capsys):
     runs = tmp_path / "runs"
-    args = ["infer", "--bench", "demo", "--limit", "1", "--model", two_repos, "--runs-dir", str(runs), "--run-name", "r"]
+    args = [
+        "infer",
+        "--bench",
+        "demo",
+        "--limit",
+        "1",
+        "--model",
+        two_repos,
+        "--runs-dir",
+        str(runs),
+        "--run-name",
+        "r",
+    ]
     assert main(args) == 0
     assert sorted(hub.downloads()) == ["org/colour/colour.json", "org/other/a.txt", "org/other/b/c.txt"]
     assert "total: 3 files" in capsys.readouterr().err
@@ -195,7 +236,9 @@ def test_download_bench_themes_fetches_only_that_theme(hub, demo_root, tmp_path)
 
     root = tmp_path / "bench"
     assert main(["download", "--bench", "sparkle", "--root", str(root), "--themes", "time"]) == 0
-    assert hub.downloads() and all(re.search(r"/(time_|source_videos/time/|ref_images/time/)", f) for f in hub.downloads())
+    assert hub.downloads() and all(
+        re.search(r"/(time_|source_videos/time/|ref_images/time/)", f) for f in hub.downloads()
+    )
     bench = open_bench(str(root))
     demo = open_bench(str(demo_root), ["time"])
     assert bench.themes == ["time"] and [s.id for s in bench.samples] == [s.id for s in demo.samples]
@@ -208,13 +251,26 @@ def test_download_bench_themes_fetches_only_that_theme(hub, demo_root, tmp_path)
 KIWI_READ = {  # what kiwi-sparkle reads of each repository it needs (tests/hub_layout.py lays out the real trees)
     "stdKonjac/Kiwi-Sparkle-720P-81F": ("model.safetensors",),
     "Wan-AI/Wan2.2-TI2V-5B-Diffusers": (
-        "model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors.index.json",
+        "model_index.json",
+        "transformer/config.json",
+        "transformer/diffusion_pytorch_model.safetensors.index.json",
         *(f"transformer/diffusion_pytorch_model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)),
-        "vae/config.json", "vae/diffusion_pytorch_model.safetensors"),
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+    ),
     "Qwen/Qwen2.5-VL-3B-Instruct": (
-        "chat_template.json", "config.json", "generation_config.json", "merges.txt", "model-00001-of-00002.safetensors",
-        "model-00002-of-00002.safetensors", "model.safetensors.index.json", "preprocessor_config.json",
-        "tokenizer.json", "tokenizer_config.json", "vocab.json"),
+        "chat_template.json",
+        "config.json",
+        "generation_config.json",
+        "merges.txt",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
+    ),
 }
 
 
@@ -253,8 +309,24 @@ def test_eval_kiwi_sparkle_offline_names_all_three_repositories(hub, demo_root, 
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert main(["eval", "--bench", "demo", "--limit", "1", "--model", "kiwi-sparkle", "--model-option", "steps=2",
-                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--bench",
+                "demo",
+                "--limit",
+                "1",
+                "--model",
+                "kiwi-sparkle",
+                "--model-option",
+                "steps=2",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 2
+    )
     errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: kiwi-sparkle needs ")
     assert all(repo_id in errors[0] for repo_id in KIWI_READ)
@@ -264,8 +336,25 @@ def test_eval_kiwi_sparkle_offline_names_all_three_repositories(hub, demo_root, 
 def test_eval_kiwi_sparkle_downloads_then_generates(kiwi_hub, demo_root, tmp_path):
     runs = tmp_path / "runs"
     small = ["--model-option", "pixel_budget=4096", "--model-option", "steps=2", "--model-option", "max_frames=5"]
-    assert main(["infer", "--bench", "demo", "--limit", "1", "--model", "kiwi-sparkle", *small,
-                 "--runs-dir", str(runs), "--run-name", "k"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--bench",
+                "demo",
+                "--limit",
+                "1",
+                "--model",
+                "kiwi-sparkle",
+                *small,
+                "--runs-dir",
+                str(runs),
+                "--run-name",
+                "k",
+            ]
+        )
+        == 0
+    )
     assert len(kiwi_hub.downloads()) == sum(len(n) for n in KIWI_READ.values())
     video = next((runs / "k" / "outputs").rglob("*_edited.mp4"))
     assert read_frames(video).shape[0] == 5

@@ -16,7 +16,7 @@ def test_github_actions_example_commands_parse():
     yaml = pytest.importorskip("yaml")
     steps = yaml.safe_load(EXAMPLE.read_text())["jobs"]["gate"]["steps"]
     lines = [line for step in steps for line in step.get("run", "").splitlines() if "sparkle-bench " in line]
-    calls = [shlex.split(line[line.index("sparkle-bench "):].split(">>")[0]) for line in lines]
+    calls = [shlex.split(line[line.index("sparkle-bench ") :].split(">>")[0]) for line in lines]
     assert [c[1] for c in calls] == ["download", "eval", "regress", "regress", "leaderboard", "report"]
     parser = build_parser()
     for call in calls:

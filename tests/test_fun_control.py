@@ -20,8 +20,18 @@ def tiny(tmp_path_factory):
 
 def spec(tiny, **changes) -> dict:
     model, parts = tiny
-    return {"kind": "fun_control", "model": str(model), "parts": str(parts), "steps": 2, "guidance": 4.0, "shift": 5.0,
-            "boundary": 0.9, "negative_prompt": "blurry", "reference": False, **changes}
+    return {
+        "kind": "fun_control",
+        "model": str(model),
+        "parts": str(parts),
+        "steps": 2,
+        "guidance": 4.0,
+        "shift": 5.0,
+        "boundary": 0.9,
+        "negative_prompt": "blurry",
+        "reference": False,
+        **changes,
+    }
 
 
 def inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,17 +50,25 @@ def test_fun_control_follows_its_control_video_its_seed_and_both_experts(tiny):
     control, first = inputs()
     video = renderer.render(control, first, "Put the subject on a beach.", seed=7)
     assert video.shape == (5, 32, 48, 3) and video.dtype == np.uint8 and video.std() > 1
-    assert np.array_equal(video, renderer.render(control, first, "Put the subject on a beach.", seed=7))  # same seed, same video
+    assert np.array_equal(
+        video, renderer.render(control, first, "Put the subject on a beach.", seed=7)
+    )  # same seed, same video
     other = renderer.render(inputs(1)[0], first, "Put the subject on a beach.", seed=7)
     assert np.abs(other.astype(int) - video).mean() > 0.5  # the control video changes the output
 
     parts = renderer.backend.parts
-    base = Sampling(steps=2, guidance=4.0, shift=5.0, boundary=0.9, seed=7, negative_prompt="blurry")  # 1000 -> high, 833 -> low
+    base = Sampling(
+        steps=2, guidance=4.0, shift=5.0, boundary=0.9, seed=7, negative_prompt="blurry"
+    )  # 1000 -> high, 833 -> low
     assert np.array_equal(render(parts, control, first, "Put the subject on a beach.", base), video)
-    variants = [dataclasses.replace(base, **change) for change in ({"boundary": 0.0}, {"boundary": 1.1}, {"reference": True},
-                                                                        {"seed": 8})]
+    variants = [
+        dataclasses.replace(base, **change)
+        for change in ({"boundary": 0.0}, {"boundary": 1.1}, {"reference": True}, {"seed": 8})
+    ]
     outputs = [render(parts, control, first, "Put the subject on a beach.", v).tobytes() for v in variants]
-    assert len({video.tobytes(), *outputs}) == 5  # high expert only, low only, the start image as reference, another seed
+    assert (
+        len({video.tobytes(), *outputs}) == 5
+    )  # high expert only, low only, the start image as reference, another seed
 
 
 def test_a_fun_control_folder_that_does_not_fit_fails_in_one_line(tiny, tmp_path):
@@ -74,7 +92,9 @@ def test_a_fun_control_folder_that_does_not_fit_fails_in_one_line(tiny, tmp_path
         load_expert(broken, torch.float32)
     config = json.loads((broken / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps({**config, "add_ref_conv": False}))
-    state["blocks.1.ffn.2.weight"] = load_file(model / "low_noise_model" / "diffusion_pytorch_model.safetensors")["blocks.1.ffn.2.weight"]
+    state["blocks.1.ffn.2.weight"] = load_file(model / "low_noise_model" / "diffusion_pytorch_model.safetensors")[
+        "blocks.1.ffn.2.weight"
+    ]
     save_file(state, broken / "diffusion_pytorch_model.safetensors")
     transformer, ref_conv, _ = load_expert(broken, torch.float32)  # no ref_conv asked: its weights are left aside
     assert ref_conv is None and transformer.config.in_channels == 52

@@ -25,7 +25,10 @@ DRAWS = 200
 
 
 def scores(values: dict[str, dict[str, float]]) -> Scores:
-    samples = {name: {"theme": name.split("_")[1], "status": "ok", "judge_status": None, "values": v} for name, v in values.items()}
+    samples = {
+        name: {"theme": name.split("_")[1], "status": "ok", "judge_status": None, "values": v}
+        for name, v in values.items()
+    }
     return Scores("sparkle", "c", "x", None, samples)
 
 
@@ -37,8 +40,9 @@ def seed_noise(values: dict[str, float], rng: np.random.Generator, scale: float 
     return out
 
 
-def candidate(names: list[str], kind: str, frozen: set[str], rng: np.random.Generator,
-              scale: float = 1.0, bad: str = "frozen") -> dict[str, dict[str, float]]:
+def candidate(
+    names: list[str], kind: str, frozen: set[str], rng: np.random.Generator, scale: float = 1.0, bad: str = "frozen"
+) -> dict[str, dict[str, float]]:
     """Per-sample scores of a candidate: measured ``bad`` values (frozen, or a panned still) for
     ``frozen``, noise elsewhere."""
     out = {}
@@ -52,7 +56,9 @@ def candidate(names: list[str], kind: str, frozen: set[str], rng: np.random.Gene
     return out
 
 
-def regressed(names: list[str], values: dict[str, dict[str, float]], seed_run: dict[str, dict[str, float]] | None = None) -> set[str]:
+def regressed(
+    names: list[str], values: dict[str, dict[str, float]], seed_run: dict[str, dict[str, float]] | None = None
+) -> set[str]:
     """What fails; with ``seed_run`` (another seed of the baseline's model), on tolerances widened by it."""
     baseline = scores({n: MEASURED[n]["orig"] for n in names})
     tolerances = seed_tolerances(baseline, scores(seed_run), {}) if seed_run else {}
@@ -60,8 +66,14 @@ def regressed(names: list[str], values: dict[str, dict[str, float]], seed_run: d
     return set(table.loc[table["regressed"].astype(bool), "metric"])
 
 
-def rates(frozen_share: float, rng: np.random.Generator, kinds: tuple[str, ...] = NOISE_KINDS,
-          scale: float = 1.0, widen: bool = False, bad: str = "frozen") -> tuple[int, list[set[str]]]:
+def rates(
+    frozen_share: float,
+    rng: np.random.Generator,
+    kinds: tuple[str, ...] = NOISE_KINDS,
+    scale: float = 1.0,
+    widen: bool = False,
+    bad: str = "frozen",
+) -> tuple[int, list[set[str]]]:
     """(failures, what failed each time) over DRAWS candidates of 5 or 8 samples, a share of them
     frozen; ``widen``: tolerances from a seed run drawn like a candidate (``--seed-run``)."""
     failed = []
@@ -94,8 +106,10 @@ def test_a_seed_run_widens_the_tolerances_so_a_noisy_model_passes_and_frozen_sti
     alarms, _ = rates(0.0, np.random.default_rng(4), ("seed",), 4.0, widen=True)
     every, _ = rates(1.0, np.random.default_rng(5), ("seed",), 4.0, widen=True)
     most, _ = rates(0.8, np.random.default_rng(6), ("seed",), 4.0, widen=True)
-    print(f"\nseed noise of sd 4 x tolerance, --seed-run: {alarms}/{DRAWS} false alarms; "
-          f"all frozen {every}/{DRAWS}, 80% frozen {most}/{DRAWS} caught")
+    print(
+        f"\nseed noise of sd 4 x tolerance, --seed-run: {alarms}/{DRAWS} false alarms; "
+        f"all frozen {every}/{DRAWS}, 80% frozen {most}/{DRAWS} caught"
+    )
     assert alarms <= 4 and every == DRAWS and most >= 0.6 * DRAWS
 
 

@@ -30,8 +30,11 @@ FAILING = ("frozen", "panned")
 def runs(real_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("gate-real")
     ids = sorted(p.name.removesuffix("_edited.mp4") for p in (real_dir / "pairs").glob("*_edited.mp4"))
-    bench = make_sparkle_bench(root / "bench", {i: real_dir / f"pairs/{i}_source.mp4" for i in ids},
-                               {i: real_dir / f"masks/{i}_source.npz" for i in ids})
+    bench = make_sparkle_bench(
+        root / "bench",
+        {i: real_dir / f"pairs/{i}_source.mp4" for i in ids},
+        {i: real_dir / f"masks/{i}_source.npz" for i in ids},
+    )
     rng = np.random.default_rng(0)
     for sample_id in ids:
         frames = read_frames(real_dir / f"pairs/{sample_id}_edited.mp4", SIZE, range(FRAMES))
@@ -44,8 +47,28 @@ def runs(real_dir, tmp_path_factory):
         panned = shortcut_background(frames[0], "pan", 3.0, FRAMES)
         write_video(root / "panned" / f"{sample_id}_edited.mp4", composite(frames, subject, panned), FPS)
     for name in ("baseline",) + CANDIDATES:
-        assert main(["score", "--bench", str(bench), "--model", f"precomputed:{root / name}", "--runs-dir", str(root / "runs"),
-                     "--run-name", name, "--work-height", "144", "--workers", "1", "--format", "csv"]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    "--bench",
+                    str(bench),
+                    "--model",
+                    f"precomputed:{root / name}",
+                    "--runs-dir",
+                    str(root / "runs"),
+                    "--run-name",
+                    name,
+                    "--work-height",
+                    "144",
+                    "--workers",
+                    "1",
+                    "--format",
+                    "csv",
+                ]
+            )
+            == 0
+        )
     return {name: root / "runs" / name for name in ("baseline",) + CANDIDATES}
 
 
@@ -64,6 +87,7 @@ def test_five_sample_subsets(runs, name):
     run, baseline = load_scores(runs[name]), load_scores(runs["baseline"])
     ids = sorted(run.samples)
     for subset in (ids[:5], ids[3:], ids[::2] + ids[1:2]):  # several 5-sample subsets
+
         def pick(scores):
             return dataclasses.replace(scores, samples={i: v for i, v in scores.samples.items() if i in subset})
 

@@ -20,7 +20,9 @@ from .crafted import ok, write_run
 
 
 def bench_of(sizes: dict[str, int]) -> Bench:
-    samples = tuple(Sample(f"Ci_{t}_{i:03d}", t, "p", Path(f"/nonexistent/{t}{i}.mp4")) for t, n in sizes.items() for i in range(n))
+    samples = tuple(
+        Sample(f"Ci_{t}_{i:03d}", t, "p", Path(f"/nonexistent/{t}{i}.mp4")) for t, n in sizes.items() for i in range(n)
+    )
     return Bench("ci", Path("/nonexistent"), samples, checksum="c1")
 
 
@@ -40,8 +42,10 @@ def test_theme_interval_matches_the_normal_approximation_and_is_deterministic():
 def test_macro_resamples_within_themes_and_one_sample_has_no_interval():
     bench = bench_of({"location": 6, "season": 6, "style": 1})
     low = [0.0, 0.1, -0.1, 0.05, -0.05, 0.0]  # theme means 0 and 10: pooled resampling would swing by several units
-    records = {s.id: ok(bg_dynamics=(low[int(s.id[-3:])] + (10 if s.theme == "season" else 0)) if s.theme != "style" else 5.0)
-               for s in bench.samples}
+    records = {
+        s.id: ok(bg_dynamics=(low[int(s.id[-3:])] + (10 if s.theme == "season" else 0)) if s.theme != "style" else 5.0)
+        for s in bench.samples
+    }
     table = summarize(bench, records, "m").set_index("theme")
     assert np.isnan(table.loc["style", "bg_dynamics_ci_lo"])  # one sample: no interval
     macro = table.loc["MACRO"]
@@ -56,8 +60,11 @@ def demo(demo_root):
 
 
 def records_for(demo: Bench, shift: float = 0.0, skip: tuple[str, ...] = ()) -> dict[str, dict]:
-    return {s.id: ok(fg_psnr=30.0 + i + shift, bg_static=float(i % 2), bg_dynamics=0.5 + 0.01 * i)
-            for i, s in enumerate(demo.samples) if s.id not in skip}
+    return {
+        s.id: ok(fg_psnr=30.0 + i + shift, bg_static=float(i % 2), bg_dynamics=0.5 + 0.01 * i)
+        for i, s in enumerate(demo.samples)
+        if s.id not in skip
+    }
 
 
 def test_intervals_in_every_format_in_one_column_order(demo, tmp_path, capsys, monkeypatch):
@@ -65,14 +72,25 @@ def test_intervals_in_every_format_in_one_column_order(demo, tmp_path, capsys, m
     run = write_run(tmp_path / "run", demo, records_for(demo))
     assert main(["table", str(run), "--format", "csv"]) == 0
     csv_out = capsys.readouterr().out
-    order = ["fg_psnr", "fg_psnr_ci_lo", "fg_psnr_ci_hi", "bg_dynamics", "bg_dynamics_ci_lo", "bg_dynamics_ci_hi",
-             "bg_static", "bg_static_ci_lo", "bg_static_ci_hi"]
+    order = [
+        "fg_psnr",
+        "fg_psnr_ci_lo",
+        "fg_psnr_ci_hi",
+        "bg_dynamics",
+        "bg_dynamics_ci_lo",
+        "bg_dynamics_ci_hi",
+        "bg_static",
+        "bg_static_ci_lo",
+        "bg_static_ci_hi",
+    ]
     file_columns = pd.read_csv(run / "summary.csv").columns.tolist()
     assert [c for c in file_columns if c in order] == order  # subject before background, each with its interval
     assert pd.read_csv(io.StringIO(csv_out)).columns.tolist() == file_columns
     assert main(["table", str(run), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert list(rows[-1]) == file_columns and rows[-1]["fg_psnr_ci_lo"] < rows[-1]["fg_psnr"] < rows[-1]["fg_psnr_ci_hi"]
+    assert (
+        list(rows[-1]) == file_columns and rows[-1]["fg_psnr_ci_lo"] < rows[-1]["fg_psnr"] < rows[-1]["fg_psnr_ci_hi"]
+    )
     assert main(["table", str(run), "--format", "md"]) == 0
     md = capsys.readouterr().out
     header = [c.strip() for c in md.splitlines()[0].strip("|").split("|")]
@@ -91,7 +109,9 @@ def test_intervals_in_every_format_in_one_column_order(demo, tmp_path, capsys, m
 def test_leaderboard_warns_on_other_samples_and_common_compares_the_shared(demo, tmp_path, capsys):
     full = write_run(tmp_path / "a" / "run", demo, records_for(demo), model="identity", label="same")
     dropped = ("Demo_location_000", "Demo_season_001")
-    part = write_run(tmp_path / "b" / "run", demo, records_for(demo, shift=1.0, skip=dropped), model="identity", label="same")
+    part = write_run(
+        tmp_path / "b" / "run", demo, records_for(demo, shift=1.0, skip=dropped), model="identity", label="same"
+    )
     for run in (full, part):
         assert main(["table", str(run), "--format", "csv"]) == 0
     capsys.readouterr()

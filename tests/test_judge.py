@@ -42,8 +42,23 @@ def server_factory():
 
 
 def judge(server, tmp_path, *extra):
-    return main(["judge", "--bench", "demo", "--model", "reference", "--runs-dir", str(tmp_path / "runs"),
-                 "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"), *FAST, *extra])
+    return main(
+        [
+            "judge",
+            "--bench",
+            "demo",
+            "--model",
+            "reference",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--base-url",
+            server.url,
+            "--judge-cache",
+            str(tmp_path / "cache"),
+            *FAST,
+            *extra,
+        ]
+    )
 
 
 def records(tmp_path):
@@ -56,20 +71,28 @@ def summary(tmp_path):
 
 def test_scores_caps_reasks_and_counts(samples, tmp_path, server_factory):
     s = samples
-    server = server_factory({
-        s[0].prompt: [scores(2, 5, 4, 3, 1, 5)],
-        s[1].prompt: ["Sure, here are my scores:\n" + scores(4, 4, 4, 4, 4, 4), scores(4, 4, 3, 4, 5, 4)],
-        s[2].prompt: [scores(6, 4, 4, 4, 4, 4)],
-        s[3].prompt: [scores(5, 5, 5, 5, 5)],  # a line short
-    })
+    server = server_factory(
+        {
+            s[0].prompt: [scores(2, 5, 4, 3, 1, 5)],
+            s[1].prompt: ["Sure, here are my scores:\n" + scores(4, 4, 4, 4, 4, 4), scores(4, 4, 3, 4, 5, 4)],
+            s[2].prompt: [scores(6, 4, 4, 4, 4, 4)],
+            s[3].prompt: [scores(5, 5, 5, 5, 5)],  # a line short
+        }
+    )
     assert judge(server, tmp_path) == 0
     got = records(tmp_path)
 
     assert got[s[0].id]["status"] == "ok"
     assert got[s[0].id]["scores_raw"] == [2, 5, 4, 3, 1, 5]
-    assert got[s[0].id]["judge"] == {"judge_instruction": 2, "judge_visual_quality": 2, "judge_fg_integrity": 2,
-                                      "judge_fg_motion": 2, "judge_bg_dynamics": 1, "judge_bg_quality": 2,
-                                      "judge_overall": pytest.approx(11 / 6)}
+    assert got[s[0].id]["judge"] == {
+        "judge_instruction": 2,
+        "judge_visual_quality": 2,
+        "judge_fg_integrity": 2,
+        "judge_fg_motion": 2,
+        "judge_bg_dynamics": 1,
+        "judge_bg_quality": 2,
+        "judge_overall": pytest.approx(11 / 6),
+    }
     # re-asked once, with the unreadable answer and the reason in the conversation
     assert [e["turns"] for e in server.requests_for(s[1].prompt)] == [1, 3]
     assert got[s[1].id]["scores_raw"] == [4, 4, 3, 4, 5, 4] and len(got[s[1].id]["answers"]) == 2
@@ -85,8 +108,11 @@ def test_scores_caps_reasks_and_counts(samples, tmp_path, server_factory):
     assert table.loc["MACRO", ["n_total", "n_judged", "n_judge_failed", "n_judge_missing"]].tolist() == [12, 10, 2, 0]
     good_overall = (5 + 4 + 4 + 4 + 3 + 4) / 6
     theme0 = [x for x in s if x.theme == s[0].theme]
-    expected = [11 / 6 if x.id == s[0].id else 23 / 6 if x.id == s[1].id else good_overall
-                for x in theme0 if x.id not in (s[2].id, s[3].id)]
+    expected = [
+        11 / 6 if x.id == s[0].id else 23 / 6 if x.id == s[1].id else good_overall
+        for x in theme0
+        if x.id not in (s[2].id, s[3].id)
+    ]
     assert table.loc[s[0].theme, "judge_overall"] == pytest.approx(sum(expected) / len(expected), abs=1e-4)
 
     # floor policy: failures count as 1 on every dimension
@@ -105,13 +131,15 @@ def test_scores_caps_reasks_and_counts(samples, tmp_path, server_factory):
 
 def test_rate_limits_server_errors_slow_replies_and_bad_bodies(samples, tmp_path, server_factory):
     s = samples
-    server = server_factory({
-        s[0].prompt: [("status", 429, {"Retry-After": "1"}), "good"],
-        s[1].prompt: [("status", 500, {})],
-        s[2].prompt: [("slow", 2.5, "good"), "good"],
-        s[3].prompt: [("body", "this is not json"), "good"],
-        s[4].prompt: [("status", 503, {"Retry-After": "0"}), ("status", 502, {}), "good"],
-    })
+    server = server_factory(
+        {
+            s[0].prompt: [("status", 429, {"Retry-After": "1"}), "good"],
+            s[1].prompt: [("status", 500, {})],
+            s[2].prompt: [("slow", 2.5, "good"), "good"],
+            s[3].prompt: [("body", "this is not json"), "good"],
+            s[4].prompt: [("status", 503, {"Retry-After": "0"}), ("status", 502, {}), "good"],
+        }
+    )
     assert judge(server, tmp_path, "--timeout", "1") == 0
     got = records(tmp_path)
     limited = server.requests_for(s[0].prompt)
@@ -132,9 +160,25 @@ def test_rate_limits_server_errors_slow_replies_and_bad_bodies(samples, tmp_path
 
 def _run_judge_subprocess(server, tmp_path, env_home, cache=None):
     env = {**os.environ, "SPARKLE_JUDGE_API_KEY": SECRET, "SPARKLE_BENCH_HOME": env_home}
-    cmd = [sys.executable, "-m", "sparkle_bench.cli", "judge", "--bench", "demo", "--model", "reference",
-           "--runs-dir", str(tmp_path / "runs"), "--base-url", server.url, "--judge-cache", str(cache or tmp_path / "cache"),
-           "--concurrency", "2", *FAST]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sparkle_bench.cli",
+        "judge",
+        "--bench",
+        "demo",
+        "--model",
+        "reference",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--base-url",
+        server.url,
+        "--judge-cache",
+        str(cache or tmp_path / "cache"),
+        "--concurrency",
+        "2",
+        *FAST,
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -191,9 +235,30 @@ def test_api_key_is_sent_but_never_written(samples, tmp_path, server_factory, mo
     assert answers and all("<redacted>" in a for a in answers)
     monkeypatch.delenv("SPARKLE_JUDGE_API_KEY")
     flag_run = subprocess.run(
-        [sys.executable, "-m", "sparkle_bench.cli", "judge", "--bench", "demo", "--model", "reference", "--ids", samples[1].id,
-         "--runs-dir", str(tmp_path / "flag"), "--base-url", server.url, "--judge-cache", str(tmp_path / "flag-cache"),
-         f"--api-key={SECRET}", *FAST], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "sparkle_bench.cli",
+            "judge",
+            "--bench",
+            "demo",
+            "--model",
+            "reference",
+            "--ids",
+            samples[1].id,
+            "--runs-dir",
+            str(tmp_path / "flag"),
+            "--base-url",
+            server.url,
+            "--judge-cache",
+            str(tmp_path / "flag-cache"),
+            f"--api-key={SECRET}",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert flag_run.returncode == 0, flag_run.stderr
     assert SECRET not in flag_run.stdout + flag_run.stderr
     assert "--api-key=<redacted>" in (tmp_path / "flag" / "demo-reference" / "provenance.json").read_text()
@@ -236,8 +301,27 @@ def test_missing_and_unreadable_edits_are_not_sent(samples, tmp_path, server_fac
         elif i == 1:
             target.symlink_to(demo_root / "reference" / sample.output_relpath)
     server = server_factory({})
-    assert main(["judge", "--bench", "demo", "--model", f"precomputed:{outputs}", "--run-name", "pre",
-                 "--runs-dir", str(tmp_path / "runs"), "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"), *FAST]) == 0
+    assert (
+        main(
+            [
+                "judge",
+                "--bench",
+                "demo",
+                "--model",
+                f"precomputed:{outputs}",
+                "--run-name",
+                "pre",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--base-url",
+                server.url,
+                "--judge-cache",
+                str(tmp_path / "cache"),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     got = run_records(tmp_path / "runs" / "pre", "judge*.jsonl")
     assert got[samples[0].id]["status"] == "failed" and "not sent" in got[samples[0].id]["reason"]
     assert got[samples[1].id]["status"] == "ok"
@@ -276,10 +360,28 @@ def test_agreement_orients_lower_is_better_metrics(tmp_path):
     with open(run / "samples.jsonl", "w") as m, open(run / "judge.jsonl", "w") as j:
         for i in range(8):
             theme = "a" if i < 4 else "b"
-            m.write(json.dumps({"id": f"s{i}", "theme": theme, "status": "ok",
-                                "metrics": {"bg_dynamics": 0.1 * i, "fg_motion": 1.0 - 0.1 * i}}) + "\n")
-            j.write(json.dumps({"id": f"s{i}", "theme": theme, "status": "ok",
-                                "judge": {"judge_bg_dynamics": 1 + i % 4, "judge_fg_motion": 1 + i % 4}}) + "\n")
+            m.write(
+                json.dumps(
+                    {
+                        "id": f"s{i}",
+                        "theme": theme,
+                        "status": "ok",
+                        "metrics": {"bg_dynamics": 0.1 * i, "fg_motion": 1.0 - 0.1 * i},
+                    }
+                )
+                + "\n"
+            )
+            j.write(
+                json.dumps(
+                    {
+                        "id": f"s{i}",
+                        "theme": theme,
+                        "status": "ok",
+                        "judge": {"judge_bg_dynamics": 1 + i % 4, "judge_fg_motion": 1 + i % 4},
+                    }
+                )
+                + "\n"
+            )
     assert main(["agreement", str(run)]) == 0
     table = pd.read_csv(run / "agreement.csv")
     rows = table.set_index(["theme", "judge", "metric"])
@@ -295,9 +397,27 @@ def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_pat
 
     model = (tiny_qwen25_vl if family == "qwen2.5-vl" else tiny_qwen3_vl)(tmp_path / "tiny-qwen")
     ids = f"{samples[0].id},{samples[5].id}"
-    args = ["judge", "--bench", "demo", "--model", "reference", "--ids", ids, "--runs-dir", str(tmp_path / "runs"),
-            "--judge", "local", "--judge-model", str(model), "--frames", "4", "--max-pixels", str(112 * 112),
-            "--judge-cache", str(tmp_path / "cache")]
+    args = [
+        "judge",
+        "--bench",
+        "demo",
+        "--model",
+        "reference",
+        "--ids",
+        ids,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--judge",
+        "local",
+        "--judge-model",
+        str(model),
+        "--frames",
+        "4",
+        "--max-pixels",
+        str(112 * 112),
+        "--judge-cache",
+        str(tmp_path / "cache"),
+    ]
     assert main(args) == 0
     got = records(tmp_path)
     assert sorted(got) == sorted(ids.split(","))
@@ -317,8 +437,27 @@ def test_local_tiny_qwen_judge_records_its_garbage_as_a_failure(samples, tmp_pat
 
 def test_eval_with_judge_gives_one_table_and_an_agreement(samples, tmp_path, server_factory):
     server = server_factory({x.prompt: [scores(5, 4, 4, 4, 1 + i % 5, 4)] for i, x in enumerate(samples)})
-    assert main(["eval", "--bench", "demo", "--model", "reference", "--runs-dir", str(tmp_path / "runs"), "--judge", "openai",
-                 "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"), *FAST]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--bench",
+                "demo",
+                "--model",
+                "reference",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--judge",
+                "openai",
+                "--base-url",
+                server.url,
+                "--judge-cache",
+                str(tmp_path / "cache"),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     table = summary(tmp_path)
     assert table.loc["MACRO", ["n_scored", "n_judged"]].tolist() == [12, 12]
     assert {"bg_dynamics", "judge_bg_dynamics", "judge_overall"} <= set(table.columns)
@@ -340,10 +479,34 @@ def test_openve_bench_is_judged_on_its_three_dimensions(samples, tmp_path, serve
     (root / "bench.csv").write_text("\n".join(rows) + "\n")
     titles = ("Instruction Compliance", "Consistency & Detail Fidelity", "Visual Quality & Stability")
     server = server_factory({}, default=scores(3, 5, 2, rubric_titles=titles))
-    assert main(["judge", "--bench", str(root / "bench.csv"), "--model", f"precomputed:{outputs}", "--run-name", "ove",
-                 "--runs-dir", str(tmp_path / "runs"), "--base-url", server.url, "--judge-cache", str(tmp_path / "cache"), *FAST]) == 0
-    assert all("Consistency & Detail Fidelity: <1-5>" in e["prompt"] and "Background Dynamics" not in e["prompt"] for e in server.log)
+    assert (
+        main(
+            [
+                "judge",
+                "--bench",
+                str(root / "bench.csv"),
+                "--model",
+                f"precomputed:{outputs}",
+                "--run-name",
+                "ove",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--base-url",
+                server.url,
+                "--judge-cache",
+                str(tmp_path / "cache"),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    assert all(
+        "Consistency & Detail Fidelity: <1-5>" in e["prompt"] and "Background Dynamics" not in e["prompt"]
+        for e in server.log
+    )
     table = pd.read_csv(tmp_path / "runs" / "ove" / "summary.csv").set_index("theme")
-    assert table.loc["background_change", ["judge_instruction", "judge_consistency", "judge_visual_quality"]].tolist() == [3, 3, 2]
+    assert table.loc[
+        "background_change", ["judge_instruction", "judge_consistency", "judge_visual_quality"]
+    ].tolist() == [3, 3, 2]
     assert table.loc["MACRO", "judge_overall"] == pytest.approx(8 / 3, abs=1e-4)
     assert table.loc["MACRO", "n_judged"] == 3

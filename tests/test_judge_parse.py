@@ -11,42 +11,50 @@ from sparkle_bench.judge.rubrics import RubricError, load_rubric, prompt_from_sc
 
 SPARKLE = load_rubric("sparkle")
 OPENVE = load_rubric("openve")
-LINES = ("Instruction Compliance: 4\nOverall Visual Quality: 3\nForeground Integrity: 5\n"
-         "Foreground Motion Consistency: 5\nBackground Dynamics: 2\nBackground Visual Quality: 4")
+LINES = (
+    "Instruction Compliance: 4\nOverall Visual Quality: 3\nForeground Integrity: 5\n"
+    "Foreground Motion Consistency: 5\nBackground Dynamics: 2\nBackground Visual Quality: 4"
+)
 
 
-@pytest.mark.parametrize("text", [
-    LINES,
-    "**Instruction Compliance**: 4/5\n**Overall Visual Quality:** 3\n- Foreground Integrity: 5\n"
-    "4. Foreground Motion Consistency: 5\nBackground Dynamics = 2\nBackground Visual Quality: 4.",
-    '```json\n{"Instruction Compliance": 4, "Overall Visual Quality": 3, "fg_integrity": 5, '
-    '"Foreground Motion Consistency": {"score": 5}, "Background Dynamics": 2, "Background Visual Quality": 4}\n```',
-    "4 3 5 5 2 4",
-    "4, 3, 5, 5, 2, 4",
-    "\n".join(reversed(LINES.splitlines())),  # named lines may come in any order
-    LINES.replace(": ", " - "),
-    '{"scores": {"Instruction Compliance": 4, "Overall Visual Quality": 3, "Foreground Integrity": 5, '
-    '"Foreground Motion Consistency": 5, "Background Dynamics": 2, "Background Visual Quality": 4}}',
-    "[4, 3, 5, 5, 2, 4]",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        LINES,
+        "**Instruction Compliance**: 4/5\n**Overall Visual Quality:** 3\n- Foreground Integrity: 5\n"
+        "4. Foreground Motion Consistency: 5\nBackground Dynamics = 2\nBackground Visual Quality: 4.",
+        '```json\n{"Instruction Compliance": 4, "Overall Visual Quality": 3, "fg_integrity": 5, '
+        '"Foreground Motion Consistency": {"score": 5}, "Background Dynamics": 2, "Background Visual Quality": 4}\n```',
+        "4 3 5 5 2 4",
+        "4, 3, 5, 5, 2, 4",
+        "\n".join(reversed(LINES.splitlines())),  # named lines may come in any order
+        LINES.replace(": ", " - "),
+        '{"scores": {"Instruction Compliance": 4, "Overall Visual Quality": 3, "Foreground Integrity": 5, '
+        '"Foreground Motion Consistency": 5, "Background Dynamics": 2, "Background Visual Quality": 4}}',
+        "[4, 3, 5, 5, 2, 4]",
+    ],
+)
 def test_readable_answers(text):
     assert parse_answer(text, SPARKLE) == [4, 3, 5, 5, 2, 4]
 
 
-@pytest.mark.parametrize("text, why", [
-    ("\n".join(LINES.splitlines()[:5]), "no score for Background Visual Quality"),
-    ("Here are my scores:\n" + LINES, "extra text"),
-    (LINES.replace("Dynamics: 2", "Dynamics: 2 (the sky is frozen)"), "extra text"),
-    (LINES.replace("Compliance: 4", "Compliance: 0"), "score 0 is outside 1-5"),
-    (LINES.replace("Quality: 4", "Quality: 7"), "score 7 is outside 1-5"),
-    (LINES.replace("Compliance: 4", "Compliance: 3.5"), "not an integer"),
-    (LINES + "\nBackground Dynamics: 3", "scored twice"),
-    ("4 3 5 5 2", "5 scores, not 6"),
-    ("45 3 5 5 2 4", "score 45 is outside 1-5"),
-    ('{"Instruction Compliance": 4', "does not parse"),
-    ("", "no score for Instruction Compliance"),
-    ("[4, 3, 5]", "3 scores, not 6"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("\n".join(LINES.splitlines()[:5]), "no score for Background Visual Quality"),
+        ("Here are my scores:\n" + LINES, "extra text"),
+        (LINES.replace("Dynamics: 2", "Dynamics: 2 (the sky is frozen)"), "extra text"),
+        (LINES.replace("Compliance: 4", "Compliance: 0"), "score 0 is outside 1-5"),
+        (LINES.replace("Quality: 4", "Quality: 7"), "score 7 is outside 1-5"),
+        (LINES.replace("Compliance: 4", "Compliance: 3.5"), "not an integer"),
+        (LINES + "\nBackground Dynamics: 3", "scored twice"),
+        ("4 3 5 5 2", "5 scores, not 6"),
+        ("45 3 5 5 2 4", "score 45 is outside 1-5"),
+        ('{"Instruction Compliance": 4', "does not parse"),
+        ("", "no score for Instruction Compliance"),
+        ("[4, 3, 5]", "3 scores, not 6"),
+    ],
+)
 def test_unreadable_answers_say_why(text, why):
     with pytest.raises(AnswerError, match=why):
         parse_answer(text, SPARKLE)
@@ -54,7 +62,9 @@ def test_unreadable_answers_say_why(text, why):
 
 def test_lenient_rubric_reads_score_lines_among_reasons():
     lenient = dataclasses.replace(SPARKLE, strict=False)
-    text = "Evaluation:\n" + LINES.replace("Compliance: 4", "Compliance Score: 4 - the scene matches") + "\nOverall, fine."
+    text = (
+        "Evaluation:\n" + LINES.replace("Compliance: 4", "Compliance Score: 4 - the scene matches") + "\nOverall, fine."
+    )
     assert parse_answer(text, lenient) == [4, 3, 5, 5, 2, 4]
 
 
@@ -66,10 +76,20 @@ def test_cap_and_overall():
 
 
 def test_openve_rubric_has_three_capped_dimensions():
-    assert [d.title for d in OPENVE.dimensions] == ["Instruction Compliance", "Consistency & Detail Fidelity", "Visual Quality & Stability"]
-    scores = parse_answer("Instruction Compliance: 2\nConsistency and Detail Fidelity: 4\nVisual Quality & Stability: 1", OPENVE)
-    assert score_columns(scores, OPENVE) == {"judge_instruction": 2, "judge_consistency": 2, "judge_visual_quality": 1,
-                                             "judge_overall": pytest.approx(5 / 3)}
+    assert [d.title for d in OPENVE.dimensions] == [
+        "Instruction Compliance",
+        "Consistency & Detail Fidelity",
+        "Visual Quality & Stability",
+    ]
+    scores = parse_answer(
+        "Instruction Compliance: 2\nConsistency and Detail Fidelity: 4\nVisual Quality & Stability: 1", OPENVE
+    )
+    assert score_columns(scores, OPENVE) == {
+        "judge_instruction": 2,
+        "judge_consistency": 2,
+        "judge_visual_quality": 1,
+        "judge_overall": pytest.approx(5 / 3),
+    }
     assert OPENVE.columns == ["judge_overall", "judge_instruction", "judge_consistency", "judge_visual_quality"]
 
 

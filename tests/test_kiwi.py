@@ -31,7 +31,12 @@ def kiwi(tmp_path_factory) -> dict:
     """The tiny model, its released-layout folder, and the Wan/Qwen bases it was built on."""
     root = tmp_path_factory.mktemp("kiwi")
     model = tiny_kiwi_model(root)
-    return {"model": model, "folder": save_folder(model, root / "kiwi-folder"), "base": root / "base", "qwen": root / "qwen"}
+    return {
+        "model": model,
+        "folder": save_folder(model, root / "kiwi-folder"),
+        "base": root / "base",
+        "qwen": root / "qwen",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,10 @@ def frames(demo_root) -> np.ndarray:
     return prepare_video(read_frames(next((demo_root / "source_videos" / "time").glob("*.mp4"))), 4096, 32, 5)
 
 
-@pytest.mark.parametrize("source, expected", [((1280, 720), (1280, 704)), ((720, 1280), (704, 1280)),
-                                              ((448, 256), (448, 256)), ((1920, 1080), (1280, 704))])
+@pytest.mark.parametrize(
+    "source, expected",
+    [((1280, 720), (1280, 704)), ((720, 1280), (704, 1280)), ((448, 256), (448, 256)), ((1920, 1080), (1280, 704))],
+)
 def test_protocol_size_keeps_aspect_in_the_pixel_budget(source, expected):
     assert protocol_size(*source) == expected
 
@@ -82,7 +89,9 @@ def test_same_seed_same_video_and_every_input_matters(kiwi, frames):
 def test_released_folder_round_trip_gives_identical_video(kiwi, frames, tmp_path):
     folder = kiwi["folder"]
     index = json.loads((folder / "model_index.json").read_text())
-    assert {"transformer", "vae", "mllm_encoder", "source_embedder", "ref_embedder", "scheduler", "processor"} <= set(index)
+    assert {"transformer", "vae", "mllm_encoder", "source_embedder", "ref_embedder", "scheduler", "processor"} <= set(
+        index
+    )
     assert (folder / "processor" / "qwen_config.json").is_file()
     vae_keys = load_file(folder / "vae" / "diffusion_pytorch_model.safetensors")
     assert "encoder.conv1.weight" in vae_keys and "decoder.head.2.weight" in vae_keys  # original Wan names
@@ -121,10 +130,15 @@ def test_diffsynth_checkpoint_merges_lora_exactly(kiwi, tmp_path):
     base_qwen = kiwi["model"].encoder.qwen.state_dict()
     for target in ("model.language_model.layers.0.self_attn.q_proj", "model.language_model.layers.0.self_attn.o_proj"):
         a, b = state[f"mllm.model.{target}.lora_A.default.weight"], state[f"mllm.model.{target}.lora_B.default.weight"]
-        assert torch.allclose(model.encoder.qwen.state_dict()[f"{target}.weight"], base_qwen[f"{target}.weight"] + 0.5 * b @ a, atol=1e-5)
+        assert torch.allclose(
+            model.encoder.qwen.state_dict()[f"{target}.weight"], base_qwen[f"{target}.weight"] + 0.5 * b @ a, atol=1e-5
+        )
     untouched = "model.language_model.layers.0.self_attn.k_proj.weight"
     assert torch.equal(model.encoder.qwen.state_dict()[untouched], base_qwen[untouched])
-    dit_a, dit_b = state["dit.blocks.1.cross_attn.k.lora_A.default.weight"], state["dit.blocks.1.cross_attn.k.lora_B.default.weight"]
+    dit_a, dit_b = (
+        state["dit.blocks.1.cross_attn.k.lora_A.default.weight"],
+        state["dit.blocks.1.cross_attn.k.lora_B.default.weight"],
+    )
     expected = kiwi["model"].transformer.state_dict()["blocks.1.attn2.to_k.weight"] + 0.5 * dit_b @ dit_a
     assert torch.allclose(model.transformer.state_dict()["blocks.1.attn2.to_k.weight"], expected, atol=1e-5)
     assert torch.equal(model.encoder.video_queries, kiwi["model"].encoder.video_queries)
@@ -159,14 +173,51 @@ def test_unknown_and_unpaired_keys_are_refused_by_name(kiwi):
 def test_cli_generates_with_the_protocol_and_two_shards_equal_one(kiwi, demo_root, tmp_path):
     runs = tmp_path / "runs"
     spec = f"kiwi-edit:{kiwi['folder']}"
-    assert main(["infer", "--bench", "demo", "--model", spec, "--limit", "3", "--runs-dir", str(runs), "--run-name", "one", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--bench",
+                "demo",
+                "--model",
+                spec,
+                "--limit",
+                "3",
+                "--runs-dir",
+                str(runs),
+                "--run-name",
+                "one",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     outputs = sorted((runs / "one" / "outputs").rglob("*.mp4"))
     assert len(outputs) == 3
     info = probe(outputs[0])
     assert (info.width, info.height, info.num_frames, info.fps) == (64, 32, 5, 15.0)  # 448x256 in a 4096-pixel budget
     for shard in ("0/2", "1/2"):
-        assert main(["infer", "--bench", "demo", "--model", spec, "--limit", "3", "--runs-dir", str(runs),
-                     "--run-name", "sharded", "--shard", shard, *SMALL]) == 0
+        assert (
+            main(
+                [
+                    "infer",
+                    "--bench",
+                    "demo",
+                    "--model",
+                    spec,
+                    "--limit",
+                    "3",
+                    "--runs-dir",
+                    str(runs),
+                    "--run-name",
+                    "sharded",
+                    "--shard",
+                    shard,
+                    *SMALL,
+                ]
+            )
+            == 0
+        )
     for path in outputs:
         other = runs / "sharded" / "outputs" / path.relative_to(runs / "one" / "outputs")
         assert np.array_equal(read_frames(path), read_frames(other))
@@ -189,5 +240,20 @@ def test_refused_sources_and_options_stop_with_one_line(tmp_path, capsys):
     assert "pickle checkpoints are refused" in capsys.readouterr().err
     assert main(["infer", "--model", "kiwi-edit", "--model-option", "step=3", "--runs-dir", str(tmp_path)]) == 2
     assert "Did you mean steps" in capsys.readouterr().err
-    assert main(["infer", "--bench", "demo", "--limit", "1", "--model", f"kiwi-edit:{tmp_path / 'nothing'}", "--runs-dir", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "infer",
+                "--bench",
+                "demo",
+                "--limit",
+                "1",
+                "--model",
+                f"kiwi-edit:{tmp_path / 'nothing'}",
+                "--runs-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "no such file or folder" in capsys.readouterr().err

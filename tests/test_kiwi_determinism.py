@@ -46,8 +46,21 @@ def kiwi_folder(tmp_path_factory):
 def test_the_same_cli_command_twice_gives_identical_videos(kiwi_folder, demo_root, tmp_path):
     outputs = []
     for run in ("first", "second"):
-        args = ["infer", "--bench", "demo", "--model", f"kiwi-edit:{kiwi_folder}", "--ids", "Demo_location_000",
-                "--runs-dir", str(tmp_path / run), "--model-option", "steps=2", "--model-option", "max_frames=5"]
+        args = [
+            "infer",
+            "--bench",
+            "demo",
+            "--model",
+            f"kiwi-edit:{kiwi_folder}",
+            "--ids",
+            "Demo_location_000",
+            "--runs-dir",
+            str(tmp_path / run),
+            "--model-option",
+            "steps=2",
+            "--model-option",
+            "max_frames=5",
+        ]
         assert main(args) == 0
         (output,) = (tmp_path / run).rglob("*_edited.mp4")
         outputs.append(output)

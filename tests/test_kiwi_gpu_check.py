@@ -17,12 +17,28 @@ def test_gpu_check_tiny_prints_every_row(capsys):
     spec.loader.exec_module(module)
     assert module.main(["--tiny", "--steps", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("tiny random Kiwi")):]  # after library chatter
-    assert lines[0].startswith("tiny random Kiwi, 9 frames at 128x64") and lines[1].split()[:3] == ["what", "time", "peak"]
+    lines = lines[
+        next(i for i, line in enumerate(lines) if line.startswith("tiny random Kiwi")) :
+    ]  # after library chatter
+    assert lines[0].startswith("tiny random Kiwi, 9 frames at 128x64") and lines[1].split()[:3] == [
+        "what",
+        "time",
+        "peak",
+    ]
     rows = {re.split(r"\s{2,}", line.strip())[0]: line for line in lines[2:]}
-    expected = ["condition encoder", "VAE encode, tiling=diffsynth", "VAE encode, tiling=off", "denoising step",
-                "VAE decode, tiling=diffsynth", "VAE decode, tiling=off", "sample, 50 steps", "sample peak without VAE tiling",
-                "sample, 2 steps, --offload", "training forward+backward", "training optimizer step"]
+    expected = [
+        "condition encoder",
+        "VAE encode, tiling=diffsynth",
+        "VAE encode, tiling=off",
+        "denoising step",
+        "VAE decode, tiling=diffsynth",
+        "VAE decode, tiling=off",
+        "sample, 50 steps",
+        "sample peak without VAE tiling",
+        "sample, 2 steps, --offload",
+        "training forward+backward",
+        "training optimizer step",
+    ]
     assert [next(name for name in rows if name.startswith(e)) for e in expected]
     assert len(rows) == len(expected) and "out of memory" not in "\n".join(lines)
     seconds = re.findall(r"\d+\.\d+ s\b", "\n".join(lines[2:]))

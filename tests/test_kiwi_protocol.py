@@ -65,7 +65,11 @@ def test_one_tile_is_the_untiled_decode_and_pixels_round_as_diffsynth_does(model
 
 def test_lora_merge_in_the_weights_dtype_rounds_twice():
     g = torch.Generator().manual_seed(0)
-    weight, down, up = torch.randn(64, 64, generator=g).bfloat16(), torch.randn(8, 64, generator=g), torch.randn(64, 8, generator=g)
+    weight, down, up = (
+        torch.randn(64, 64, generator=g).bfloat16(),
+        torch.randn(8, 64, generator=g),
+        torch.randn(64, 8, generator=g),
+    )
     diffsynth = merged(weight, down, up, 1.0, in_dtype=True)
     assert torch.equal(diffsynth, weight + up.bfloat16() @ down.bfloat16())
     assert not torch.equal(diffsynth, merged(weight, down, up, 1.0))  # float32 sum, rounded once
@@ -76,7 +80,11 @@ def test_the_official_mp4_quality_and_the_options(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     write_video(tmp_path / "17.mp4", frames, 15.0, crf=17)
     adapter = load_model("kiwi-sparkle", {})
-    assert (adapter.settings.tiling, adapter.settings.rounding, adapter.settings.crf) == ("diffsynth", "diffsynth", OFFICIAL_CRF)
+    assert (adapter.settings.tiling, adapter.settings.rounding, adapter.settings.crf) == (
+        "diffsynth",
+        "diffsynth",
+        OFFICIAL_CRF,
+    )
     write_video(tmp_path / "25.mp4", frames, 15.0, crf=adapter.settings.crf)
     assert (tmp_path / "25.mp4").stat().st_size < (tmp_path / "17.mp4").stat().st_size
     assert load_model("kiwi-sparkle", {"crf": "17", "tiling": "off", "rounding": "float32"}).settings.crf == 17

@@ -35,8 +35,12 @@ def hub(tmp_path_factory) -> dict:
     """The Wan base and Qwen in a Hugging Face cache; the Kiwi-Sparkle repository as a local folder."""
     root = tmp_path_factory.mktemp("hub")
     cache = root / "cache"
-    return {"cache": cache, "base": install_in_cache(WAN_BASE, cache), "qwen": install_in_cache(QWEN, cache),
-            "sparkle": build_hub_repo(KIWI_SPARKLE, root / "repos")}
+    return {
+        "cache": cache,
+        "base": install_in_cache(WAN_BASE, cache),
+        "qwen": install_in_cache(QWEN, cache),
+        "sparkle": build_hub_repo(KIWI_SPARKLE, root / "repos"),
+    }
 
 
 @pytest.fixture()
@@ -59,8 +63,20 @@ def test_the_base_is_told_from_a_kiwi_folder_by_what_it_holds(hub, tmp_path):
 
 def test_hub_laid_out_base_loads_with_no_option(offline_cache, tmp_path, capsys):
     runs = tmp_path / "runs"
-    args = ["infer", "--bench", "demo", "--model", f"kiwi-sparkle:{offline_cache['sparkle']}", "--ids", "Demo_location_000",
-            "--runs-dir", str(runs), "--run-name", "r", *SMALL]
+    args = [
+        "infer",
+        "--bench",
+        "demo",
+        "--model",
+        f"kiwi-sparkle:{offline_cache['sparkle']}",
+        "--ids",
+        "Demo_location_000",
+        "--runs-dir",
+        str(runs),
+        "--run-name",
+        "r",
+        *SMALL,
+    ]
     assert main(args) == 0, capsys.readouterr().err
     (output,) = runs.rglob("*_edited.mp4")
     assert (probe(output).width, probe(output).height) == (64, 32)
@@ -73,15 +89,31 @@ def test_hub_laid_out_base_loads_with_no_option(offline_cache, tmp_path, capsys)
     checkpoint = load_file(offline_cache["sparkle"] / "model.safetensors")
     target = "model.language_model.layers.0.self_attn.v_proj"
     a, b = (checkpoint[f"mllm.model.{target}.lora_{x}.default.weight"] for x in "AB")
-    base = load_file(offline_cache["qwen"] / "model-00001-of-00002.safetensors") | load_file(offline_cache["qwen"] / "model-00002-of-00002.safetensors")
+    base = load_file(offline_cache["qwen"] / "model-00001-of-00002.safetensors") | load_file(
+        offline_cache["qwen"] / "model-00002-of-00002.safetensors"
+    )
     on_disk = base[f"{target}.weight".replace("model.language_model.", "model.")]  # the hub's (original) names
     assert torch.allclose(state[f"{target}.weight"], on_disk + b @ a, atol=1e-6)  # merged on the hub Qwen
 
 
 def test_a_kiwi_folder_as_base_of_a_lora_checkpoint_is_refused_in_one_line(offline_cache, tmp_path, capsys):
     folder = save_folder(tiny_kiwi_model(tmp_path / "tiny"), tmp_path / "kiwi")
-    code = main(["infer", "--bench", "demo", "--ids", "Demo_location_000", "--model", f"kiwi-sparkle:{offline_cache['sparkle']}",
-                 "--model-option", f"base={folder}", "--runs-dir", str(tmp_path / "runs"), *SMALL])
+    code = main(
+        [
+            "infer",
+            "--bench",
+            "demo",
+            "--ids",
+            "Demo_location_000",
+            "--model",
+            f"kiwi-sparkle:{offline_cache['sparkle']}",
+            "--model-option",
+            f"base={folder}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *SMALL,
+        ]
+    )
     err = capsys.readouterr().err
     (line,) = [x for x in err.splitlines() if "already has a LoRA merged in" in x]
     assert code == 2 and f"base={folder} is a Kiwi folder" in line and "Traceback" not in err
@@ -91,7 +123,20 @@ def test_a_kiwi_folder_as_base_of_a_lora_checkpoint_is_refused_in_one_line(offli
 def test_a_renamed_pickle_is_refused_at_load_in_one_line(offline_cache, tmp_path, capsys):
     fake = tmp_path / "model.safetensors"
     torch.save({"w": torch.zeros(2)}, fake)
-    code = main(["infer", "--bench", "demo", "--limit", "3", "--model", f"kiwi-sparkle:{fake}", "--runs-dir", str(tmp_path / "runs"), *SMALL])
+    code = main(
+        [
+            "infer",
+            "--bench",
+            "demo",
+            "--limit",
+            "3",
+            "--model",
+            f"kiwi-sparkle:{fake}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *SMALL,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "model.safetensors is not a readable safetensors file" in err
     assert "Traceback" not in err and err.count("not a readable safetensors file") == 1
@@ -99,15 +144,30 @@ def test_a_renamed_pickle_is_refused_at_load_in_one_line(offline_cache, tmp_path
 
 
 def test_a_wan_base_given_as_the_model_says_what_it_is(offline_cache, tmp_path, capsys):
-    code = main(["infer", "--bench", "demo", "--limit", "1", "--model", f"kiwi-edit:{offline_cache['base']}", "--runs-dir", str(tmp_path), *SMALL])
+    code = main(
+        [
+            "infer",
+            "--bench",
+            "demo",
+            "--limit",
+            "1",
+            "--model",
+            f"kiwi-edit:{offline_cache['base']}",
+            "--runs-dir",
+            str(tmp_path),
+            *SMALL,
+        ]
+    )
     assert code == 2 and "is a Wan base" in capsys.readouterr().err
 
 
 def test_hub_repos_name_every_repository_and_only_the_files_read():
     sparkle = {r.repo_id: r for r in load_model("kiwi-sparkle", {}).hub_repos()}
     assert list(sparkle) == [KIWI_SPARKLE, WAN_BASE, QWEN]
-    read = {repo: [f for f in REPO_FILES[repo] if any(fnmatch.fnmatch(f, p) for p in sparkle[repo].allow_patterns)]
-            for repo in sparkle}
+    read = {
+        repo: [f for f in REPO_FILES[repo] if any(fnmatch.fnmatch(f, p) for p in sparkle[repo].allow_patterns)]
+        for repo in sparkle
+    }
     assert read[KIWI_SPARKLE] == ["model.safetensors"]
     assert not any(f.startswith(("text_encoder/", "tokenizer/", "assets/")) for f in read[WAN_BASE])
     assert {f for f in REPO_FILES[WAN_BASE] if f.startswith(("transformer/", "vae/"))} <= set(read[WAN_BASE])

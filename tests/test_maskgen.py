@@ -52,7 +52,10 @@ class OracleDetector:
         self.truth, self.by_frame = truth, {}
         for s in bench.samples:
             info = probe(s.source)
-            for index, frame in zip(anchor_frames(info.num_frames, info.fps), read_frames(s.source, indices=anchor_frames(info.num_frames, info.fps))):
+            for index, frame in zip(
+                anchor_frames(info.num_frames, info.fps),
+                read_frames(s.source, indices=anchor_frames(info.num_frames, info.fps)),
+            ):
                 self.by_frame[hashlib.sha1(frame.tobytes()).hexdigest()] = (s.id, index)
         self.miss = set(miss)
 
@@ -119,8 +122,27 @@ def test_masks_command_runs_tiny_random_owlv2_and_sam2(demo_root, tmp_path):
     bench = open_bench("demo")
     ids = [bench.samples[0].id, bench.samples[7].id]
     out = tmp_path / "masks"
-    args = ["masks", "--bench", "demo", "--ids", ",".join(ids), "--out", str(out), "--detector", str(detector),
-            "--sam2", str(checkpoint), "--sam2-config", str(config), "--box-threshold", "0", "--max-boxes", "2", "--device", "cpu"]
+    args = [
+        "masks",
+        "--bench",
+        "demo",
+        "--ids",
+        ",".join(ids),
+        "--out",
+        str(out),
+        "--detector",
+        str(detector),
+        "--sam2",
+        str(checkpoint),
+        "--sam2-config",
+        str(config),
+        "--box-threshold",
+        "0",
+        "--max-boxes",
+        "2",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     manifest = json.loads((out / MANIFEST).read_text())
     for s in bench.samples:
@@ -129,7 +151,9 @@ def test_masks_command_runs_tiny_random_owlv2_and_sam2(demo_root, tmp_path):
             mask = load_mask(out / s.theme / f"{s.id}.npz")
             assert mask.shape == (info.num_frames, info.height, info.width)
             entry = manifest["masks"][f"{s.theme}/{s.id}.npz"]
-            assert entry["passes"] == len(anchor_frames(info.num_frames, info.fps))  # threshold 0: boxes on every anchor
+            assert entry["passes"] == len(
+                anchor_frames(info.num_frames, info.fps)
+            )  # threshold 0: boxes on every anchor
             assert entry["shape"] == list(mask.shape)
     assert main(args) == 0  # cached: the manifest's checksums still match
     assert json.loads((out / MANIFEST).read_text())["masks"] == manifest["masks"]

@@ -54,8 +54,11 @@ def test_every_file_of_the_package_is_package_data():
     it works in a checkout and fails for everyone who installs the package."""
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["sparkle_bench"]
     listed = {p for pattern in globs for p in PACKAGE.glob(pattern)}
-    data = {p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
-            and "__pycache__" not in p.parts}
+    data = {
+        p
+        for p in PACKAGE.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    }
     assert not sorted(p.relative_to(PACKAGE).as_posix() for p in data - listed)
     assert {p.relative_to(PACKAGE).parts[0] for p in listed} >= {"data", "judge", "synth", "models"}
 
@@ -87,8 +90,10 @@ def test_no_module_of_the_package_or_the_benchmarks_imports_the_tests():
 
 
 def test_testing_package_imports_nothing_heavy():
-    code = ("import sys, sparkle_bench.testing; "
-            "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'diffusers', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys, sparkle_bench.testing; "
+        "print(sorted(m for m in ('torch', 'numpy', 'pandas', 'diffusers', 'transformers') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -107,6 +112,7 @@ def test_synthesis_outputs_land_in_ignored_folders():
     for out in outs:
         probe = (out / "synth" / "run.lock").relative_to(ROOT)
         assert subprocess.run(["git", "check-ignore", "-q", "--no-index", str(probe)], cwd=ROOT).returncode == 0, probe
-    tracked = subprocess.run(["git", "ls-files", "synth-out", "synth-demo-out", "runs"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
+    tracked = subprocess.run(
+        ["git", "ls-files", "synth-out", "synth-demo-out", "runs"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert tracked == ""

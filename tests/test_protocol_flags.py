@@ -23,8 +23,11 @@ IDS = ["Sparkle_time_000028", "Sparkle_location_000223", "Sparkle_season_000029"
 def setup(real_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("flags")
     pairs = real_dir / "pairs"
-    bench = make_sparkle_bench(root / "bench", {i: pairs / f"{i}_source.mp4" for i in IDS},
-                               {i: real_dir / "masks" / f"{i}_source.npz" for i in IDS})
+    bench = make_sparkle_bench(
+        root / "bench",
+        {i: pairs / f"{i}_source.mp4" for i in IDS},
+        {i: real_dir / "masks" / f"{i}_source.npz" for i in IDS},
+    )
     complete, flagged, broken = root / "complete", root / "flagged", root / "broken"
     for folder in (complete, flagged, broken):
         folder.mkdir()
@@ -69,8 +72,22 @@ def test_strict_fails_on_short_and_a_complete_run_passes(setup):
     assert main(["table", str(runs / "flagged"), "--strict"]) == 3
     assert main(["table", str(runs / "complete"), "--strict"]) == 0
     # the 41-frame output alone has every metric: only its short flag fails --strict
-    assert main(["eval", *setup["common"], "--model", f"precomputed:{setup['flagged']}", "--ids", f"{IDS[0]},{IDS[1]}",
-                 "--run-name", "short41", "--strict"]) == 3
+    assert (
+        main(
+            [
+                "eval",
+                *setup["common"],
+                "--model",
+                f"precomputed:{setup['flagged']}",
+                "--ids",
+                f"{IDS[0]},{IDS[1]}",
+                "--run-name",
+                "short41",
+                "--strict",
+            ]
+        )
+        == 3
+    )
     table = pd.read_csv(runs / "short41" / "summary.csv").set_index("theme")
     assert table.loc["MACRO", "n_short"] == 1 and table["unavailable"].isna().all()
 
@@ -81,7 +98,7 @@ def test_report_shows_the_count_and_the_flag(setup):
     page = build_report([setup["runs"] / "flagged"], setup["root"] / "report", [], "t", False).read_text()
     assert ">short<" in page  # the leaderboard's count header and the sample's tag
     assert "covers 41 of the protocol&#x27;s 81 source frames" in page  # the tag says why
-    assert "data-state=\"short\"" in page and "<option value=\"short\">" in page
+    assert 'data-state="short"' in page and '<option value="short">' in page
 
 
 def test_regress_fails_when_complete_samples_become_short(setup, capsys):

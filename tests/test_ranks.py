@@ -82,8 +82,11 @@ def test_a_clearly_better_run_is_rank_one_and_the_rest_stay_tied(bench, tmp_path
     """(b) A run better on every sample by more than its spread is separated from both others."""
     rng = np.random.default_rng(4)
     base = 1 + rng.normal(0, 0.5, 40)
-    runs = [folder(tmp_path, bench, "best", base + 0.3 + 0.05 * standard(rng, 40)),
-            folder(tmp_path, bench, "twin", base + 0.1 * standard(rng, 40)), folder(tmp_path, bench, "other", base)]
+    runs = [
+        folder(tmp_path, bench, "best", base + 0.3 + 0.05 * standard(rng, 40)),
+        folder(tmp_path, bench, "twin", base + 0.1 * standard(rng, 40)),
+        folder(tmp_path, bench, "other", base),
+    ]
     metric = ranked(runs)
     assert metric.ranks == {"best": (1, 1), "twin": (2, 3), "other": (2, 3)}
     assert metric.letters == {"best": "a", "twin": "b", "other": "b"}
@@ -93,8 +96,10 @@ def test_a_clearly_better_run_is_rank_one_and_the_rest_stay_tied(bench, tmp_path
 def test_lower_is_better_metrics_rank_the_lowest_first(bench, tmp_path):
     rng = np.random.default_rng(5)
     base = 0.02 + 0.005 * rng.random(40)
-    runs = [folder(tmp_path, bench, "steady", base, "bg_flicker"),
-            folder(tmp_path, bench, "flicker", base + 0.01, "bg_flicker")]
+    runs = [
+        folder(tmp_path, bench, "steady", base, "bg_flicker"),
+        folder(tmp_path, bench, "flicker", base + 0.01, "bg_flicker"),
+    ]
     assert ranked(runs, "bg_flicker").ranks == {"steady": (1, 1), "flicker": (2, 2)}
 
 
@@ -105,8 +110,11 @@ def test_a_chain_reads_overlapping_ranges_and_only_the_ends_separate(bench, tmp_
     rng = np.random.default_rng(6)
     base = 1 + rng.normal(0, 1, 40)
     u = 0.5 * standard(rng, 40)
-    runs = [folder(tmp_path, bench, "A", base + 0.2 + 0.02 * standard(rng, 40)),
-            folder(tmp_path, bench, "B", base + 0.1 + u), folder(tmp_path, bench, "C", base)]
+    runs = [
+        folder(tmp_path, bench, "A", base + 0.2 + 0.02 * standard(rng, 40)),
+        folder(tmp_path, bench, "B", base + 0.1 + u),
+        folder(tmp_path, bench, "C", base),
+    ]
     assert overlap(macro_interval(bench, runs[0]), macro_interval(bench, runs[2]))
     metric = ranked(runs)
     assert {k: metric.rank_text(k) for k in "ABC"} == {"A": "1-2", "B": "1-3", "C": "2-3"}
@@ -118,25 +126,34 @@ def test_a_chain_reads_overlapping_ranges_and_only_the_ends_separate(bench, tmp_
 def test_macro_difference_is_the_difference_of_macro_means_on_unbalanced_themes(tmp_path):
     """Pairs are tested on MACRO (mean of theme means), as the table shows it, not the pooled mean."""
     bench = bench_of(30, ("location", "season", "style"))
-    small = Bench("ranks", bench.root, tuple(s for s in bench.samples if s.theme != "style" or int(s.id[-3:]) < 6),
-                  "r0")  # 10, 10 and 2 samples a theme
+    small = Bench(
+        "ranks", bench.root, tuple(s for s in bench.samples if s.theme != "style" or int(s.id[-3:]) < 6), "r0"
+    )  # 10, 10 and 2 samples a theme
     rng = np.random.default_rng(7)
     one = folder(tmp_path, small, "one", rng.normal(1, 0.3, len(small.samples)))
     style = np.array([0.5 * (s.theme == "style") for s in small.samples])
     two = folder(tmp_path, small, "two", rng.normal(1, 0.3, len(small.samples)) + style)
     from sparkle_bench.tables import run_records
 
-    macro = {r: summarize(small, run_records(r), "m").set_index("theme").loc["MACRO", "bg_dynamics"]
-             for r in (one, two)}
+    macro = {
+        r: summarize(small, run_records(r), "m").set_index("theme").loc["MACRO", "bg_dynamics"] for r in (one, two)
+    }
     pair = ranked([one, two]).pairs[0]
     assert pair.difference == pytest.approx(macro[one] - macro[two], abs=2e-4)
 
 
 def test_too_few_samples_can_detect_nothing_and_never_separate():
     bench = bench_of(4)
-    runs = {label: Scores("ranks", "r0", label, None, {s.id: {"theme": s.theme, "values": {"bg_dynamics": v + i}}
-                                                       for i, s in enumerate(bench.samples)})
-            for label, v in (("low", 0.0), ("high", 5.0))}
+    runs = {
+        label: Scores(
+            "ranks",
+            "r0",
+            label,
+            None,
+            {s.id: {"theme": s.theme, "values": {"bg_dynamics": v + i}} for i, s in enumerate(bench.samples)},
+        )
+        for label, v in (("low", 0.0), ("high", 5.0))
+    }
     pair = rank_scores(runs).metrics["bg_dynamics"].pairs[0]
     assert pair.p == pytest.approx(2 / 16) and not pair.separated and pair.detectable == math.inf  # 4 signs: p >= 1/8
 
@@ -159,8 +176,13 @@ def test_pure_noise_over_many_runs_and_seeds_keeps_false_separations_within_alph
         runs = {}
         for k in range(5):
             values = base + rng.normal(0, 0.3, 24)
-            runs[f"r{k}"] = Scores("ranks", "r0", f"r{k}", None, {s.id: {"theme": s.theme, "values": {"bg_dynamics": v}}
-                                                                  for s, v in zip(bench.samples, values)})
+            runs[f"r{k}"] = Scores(
+                "ranks",
+                "r0",
+                f"r{k}",
+                None,
+                {s.id: {"theme": s.theme, "values": {"bg_dynamics": v}} for s, v in zip(bench.samples, values)},
+            )
         pairs = rank_scores(runs, permutations=999, seed=seed).metrics["bg_dynamics"].pairs
         any_holm += any(p.separated for p in pairs)
         any_raw += any(p.p <= ALPHA for p in pairs)
@@ -181,8 +203,10 @@ def demo_runs(demo, tmp_path) -> list[Path]:
     values = {"good": base + 0.3 + 0.01 * standard(rng, 12), "twin": base + 0.05 * standard(rng, 12), "other": base}
     runs = []
     for label, column in values.items():
-        records = {s.id: ok(bg_dynamics=round(float(v), 6), fg_psnr=30.0 + i % 3)
-                   for i, (s, v) in enumerate(zip(demo.samples, column))}
+        records = {
+            s.id: ok(bg_dynamics=round(float(v), 6), fg_psnr=30.0 + i % 3)
+            for i, (s, v) in enumerate(zip(demo.samples, column))
+        }
         runs.append(write_run(tmp_path / label, demo, records, label=label))
         assert main(["table", str(runs[-1]), "--format", "csv"]) == 0
     return runs
@@ -199,8 +223,13 @@ def test_leaderboard_csv_terminal_and_markdown_show_the_ties(demo_runs, tmp_path
     assert "published rows: no per-sample values" in err
     frame = pd.read_csv(board).set_index("model")
     columns = frame.columns.tolist()
-    assert columns[columns.index("bg_dynamics"):columns.index("bg_dynamics") + 5] == [
-        "bg_dynamics", "bg_dynamics_ci_lo", "bg_dynamics_ci_hi", "bg_dynamics_rank", "bg_dynamics_group"]
+    assert columns[columns.index("bg_dynamics") : columns.index("bg_dynamics") + 5] == [
+        "bg_dynamics",
+        "bg_dynamics_ci_lo",
+        "bg_dynamics_ci_hi",
+        "bg_dynamics_rank",
+        "bg_dynamics_group",
+    ]
     assert frame.loc[["good", "other", "twin"], "rank"].tolist() == ["1", "2-3", "2-3"]  # bg_dynamics: no judge here
     assert frame.loc[["good", "other", "twin"], "bg_dynamics_group"].tolist() == ["a", "b", "b"]
     assert frame.loc[["good", "other", "twin"], "fg_psnr_rank"].tolist() == ["1-3"] * 3  # identical fg_psnr: all tied
@@ -242,12 +271,12 @@ def test_report_shows_rank_ranges_letters_and_pairs(demo_runs, tmp_path):
     from sparkle_bench.report import build_report
 
     html = build_report(demo_runs, tmp_path / "site").read_text()
-    board = html[html.index("id=\"board\""):html.index("</table>", html.index("id=\"board\""))]
+    board = html[html.index('id="board"') : html.index("</table>", html.index('id="board"'))]
     assert "<th>rank</th>" in board
-    twin = board[board.index("<td>twin</td>"):]
-    assert twin.startswith("<td>twin</td><td data-v=\"2.003\">2-3</td>") and "> b</small>" in twin[:twin.index("</tr>")]
+    twin = board[board.index("<td>twin</td>") :]
+    assert twin.startswith('<td>twin</td><td data-v="2.003">2-3</td>') and "> b</small>" in twin[: twin.index("</tr>")]
     assert "runs sharing a letter are not separable" in html
-    pairs = html[html.index("id=\"pairs\""):]
+    pairs = html[html.index('id="pairs"') :]
     assert "good better" in pairs and "tied" in pairs
 
 

@@ -29,11 +29,24 @@ def test_decode_and_masked_psnr_on_720p(real_dir):
 def test_precomputed_eval_on_a_bench_of_real_clips(real_dir, tmp_path):
     ids = ["Sparkle_location_000598", "Sparkle_season_000029", "Sparkle_style_000298", "Sparkle_time_000367"]
     bench = make_sparkle_bench(
-        tmp_path / "bench", {i: real_dir / f"pairs/{i}_source.mp4" for i in ids},
+        tmp_path / "bench",
+        {i: real_dir / f"pairs/{i}_source.mp4" for i in ids},
         {i: real_dir / f"masks/{i}_source.npz" for i in ids},
     )
     # the shared folder holds *_source.mp4 beside the edits: stray files for `precomputed`
-    code = main(["eval", "--bench", str(bench), "--model", f"precomputed:{real_dir / 'pairs'}", "--runs-dir", str(tmp_path / "runs"), "--run-name", "real"])
+    code = main(
+        [
+            "eval",
+            "--bench",
+            str(bench),
+            "--model",
+            f"precomputed:{real_dir / 'pairs'}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--run-name",
+            "real",
+        ]
+    )
     assert code == 0
     table = pd.read_csv(tmp_path / "runs/real/summary.csv").set_index("theme")
     assert table.loc["MACRO", "n_scored"] == 4

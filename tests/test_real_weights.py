@@ -45,8 +45,28 @@ def test_local_qwen_judge_reads_its_own_answer(demo_root, tmp_path):
 
     model = cached("Qwen/Qwen2.5-VL-7B-Instruct")
     sample = open_bench("demo").samples[0]
-    assert main(["judge", "--bench", "demo", "--model", "reference", "--ids", sample.id, "--runs-dir", str(tmp_path),
-                 "--judge", "local", "--judge-model", model, "--judge-cache", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "judge",
+                "--bench",
+                "demo",
+                "--model",
+                "reference",
+                "--ids",
+                sample.id,
+                "--runs-dir",
+                str(tmp_path),
+                "--judge",
+                "local",
+                "--judge-model",
+                model,
+                "--judge-cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     record = run_records(tmp_path / "demo-reference", "judge*.jsonl")[sample.id]
     assert record["status"] == "ok", record.get("reasons")
 
@@ -65,4 +85,3 @@ def test_owlv2_sam2_masks_match_the_shared_masks(real_dir, tmp_path):
     mask = resize_mask(mask[: len(truth)], (truth.shape[2], truth.shape[1]))
     iou = (mask & truth).sum() / max(1, (mask | truth).sum())
     assert iou > 0.7, iou
-

@@ -24,16 +24,28 @@ METRICS = ("fg_psnr", "fg_ssim", "fg_motion", "bg_change", "bg_dynamics", "bg_st
 @pytest.fixture()
 def bench() -> Bench:
     """40 samples, 10 per theme (enough for a per-theme test); records only, no videos."""
-    samples = tuple(Sample(f"Gate_{t}_{i:03d}", t, "Put the subject on a windy beach.", Path(f"/nonexistent/{t}{i}.mp4"))
-                    for t in THEMES for i in range(10))
+    samples = tuple(
+        Sample(f"Gate_{t}_{i:03d}", t, "Put the subject on a windy beach.", Path(f"/nonexistent/{t}{i}.mp4"))
+        for t in THEMES
+        for i in range(10)
+    )
     return Bench("gate", Path("/nonexistent"), samples, checksum="c0ffee")
 
 
 def values(bench: Bench, seed: int = 0) -> dict[str, dict]:
     rng = np.random.default_rng(seed)
-    return {s.id: {"fg_psnr": 30 + 5 * rng.random(), "fg_ssim": 0.9 + 0.05 * rng.random(), "fg_motion": 0.3 * rng.random(),
-                   "bg_change": 0.2 + 0.2 * rng.random(), "bg_dynamics": 0.5 + rng.random(), "bg_static": float(rng.random() < 0.2),
-                   "bg_flicker": 0.01 + 0.01 * rng.random()} for s in bench.samples}
+    return {
+        s.id: {
+            "fg_psnr": 30 + 5 * rng.random(),
+            "fg_ssim": 0.9 + 0.05 * rng.random(),
+            "fg_motion": 0.3 * rng.random(),
+            "bg_change": 0.2 + 0.2 * rng.random(),
+            "bg_dynamics": 0.5 + rng.random(),
+            "bg_static": float(rng.random() < 0.2),
+            "bg_flicker": 0.01 + 0.01 * rng.random(),
+        }
+        for s in bench.samples
+    }
 
 
 def records(table: dict[str, dict]) -> dict[str, dict]:
@@ -65,7 +77,9 @@ def test_one_degraded_metric_fails_with_what_and_by_how_much(bench, tmp_path, ca
     assert set(regressed["metric"]) == {"bg_dynamics"} and "time" in set(regressed["theme"])
     assert not set(regressed["theme"]) & {"location", "season", "style"}  # the themes that kept their motion pass
     time_row = regressed[regressed["theme"] == "time"].iloc[0]
-    expected = np.mean([worse[s.id]["bg_dynamics"] - values(bench)[s.id]["bg_dynamics"] for s in bench.samples if s.theme == "time"])
+    expected = np.mean(
+        [worse[s.id]["bg_dynamics"] - values(bench)[s.id]["bg_dynamics"] for s in bench.samples if s.theme == "time"]
+    )
     assert time_row["change"] == pytest.approx(expected, abs=1e-5) and time_row["p"] < 0.05
     capsys.readouterr()
     assert regress(run, base) == 1
@@ -79,8 +93,10 @@ def test_one_degraded_metric_fails_with_what_and_by_how_much(bench, tmp_path, ca
 def test_noise_only_perturbation_does_not_fail(bench, tmp_path):
     base = write_run(tmp_path / "base", bench, records(values(bench)))
     rng = np.random.default_rng(7)
-    noisy = {k: {m: v + rng.normal(0, 3 * tolerance_of(m, {})) if m != "bg_static" else v for m, v in row.items()}
-             for k, row in values(bench).items()}
+    noisy = {
+        k: {m: v + rng.normal(0, 3 * tolerance_of(m, {})) if m != "bg_static" else v for m, v in row.items()}
+        for k, row in values(bench).items()
+    }
     run = write_run(tmp_path / "run", bench, records(noisy))
     table = compare(load_scores(run), load_scores(base), {})
     assert (table["worse_by"] > table["tolerance"]).any()  # some means moved past their tolerance by chance...
@@ -90,7 +106,11 @@ def test_noise_only_perturbation_does_not_fail(bench, tmp_path):
 def test_other_samples_are_refused_and_lost_samples_fail(bench, tmp_path, capsys):
     base = write_run(tmp_path / "base", bench, records(values(bench)))
     fewer = select(bench, ids=[s.id for s in bench.samples][:-1])
-    run = write_run(tmp_path / "fewer", fewer, records({k: v for k, v in values(bench).items() if k in {s.id for s in fewer.samples}}))
+    run = write_run(
+        tmp_path / "fewer",
+        fewer,
+        records({k: v for k, v in values(bench).items() if k in {s.id for s in fewer.samples}}),
+    )
     assert regress(run, base) == 2
     assert "cover other samples: 1 only in the baseline (e.g. Gate_time_009)" in capsys.readouterr().err
     lost = records(values(bench))
@@ -108,13 +128,18 @@ def test_too_few_samples_to_test_warn_instead_of_failing(bench, tmp_path, capsys
     base = write_run(tmp_path / "base", small, records(table))
     run = write_run(tmp_path / "run", small, records({k: {**v, "bg_dynamics": 0.0} for k, v in table.items()}))
     assert regress(run, base) == 0
-    assert "worse beyond tolerance in groups of fewer than 5 samples, which are not tested: bg_dynamics (all, n=4)" in capsys.readouterr().err
+    assert (
+        "worse beyond tolerance in groups of fewer than 5 samples, which are not tested: bg_dynamics (all, n=4)"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_seed_run_widens_the_tolerances(bench, tmp_path, capsys):
     base = write_run(tmp_path / "base", bench, records(values(bench)))
     rng = np.random.default_rng(11)
-    shifted = {k: {**row, "bg_dynamics": row["bg_dynamics"] - 0.1 + rng.normal(0, 0.1)} for k, row in values(bench).items()}
+    shifted = {
+        k: {**row, "bg_dynamics": row["bg_dynamics"] - 0.1 + rng.normal(0, 0.1)} for k, row in values(bench).items()
+    }
     run = write_run(tmp_path / "run", bench, records(shifted))
     assert regress(run, base) == 1  # 0.1 worse on average: far beyond the default tolerance of 0.03
     # another seed of the same model moves bg_dynamics per sample with sd ~0.2: a change of 0.1 is chance
@@ -125,4 +150,6 @@ def test_a_seed_run_widens_the_tolerances(bench, tmp_path, capsys):
     table = pd.read_csv(io.StringIO(capsys.readouterr().out.split("no regression")[0]))
     widened = table[(table["metric"] == "bg_dynamics") & (table["theme"] == "all")]["tolerance"].iloc[0]
     assert 0.15 < widened < 0.25
-    assert table[(table["metric"] == "fg_psnr") & (table["theme"] == "all")]["tolerance"].iloc[0] == tolerance_of("fg_psnr", {})
+    assert table[(table["metric"] == "fg_psnr") & (table["theme"] == "all")]["tolerance"].iloc[0] == tolerance_of(
+        "fg_psnr", {}
+    )

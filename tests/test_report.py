@@ -52,11 +52,28 @@ def report(demo_root, tmp_path_factory):
     assert main(["score", *common, "--model", "still-composite"]) == 0
     good = runs / "sparkle-reference"
     for sample_id, record in run_records(good).items():
-        append_jsonl(good / "judge.jsonl", {
-            "id": sample_id, "theme": record["theme"], "status": "ok", "judge_model": "test-judge", "rubric": "sparkle",
-            "rubric_version": "sparkle-v1", "judged_at": "2026-01-01T00:00:00.000000000Z", "answers": ["Instruction Compliance: 5 </pre><b>bold?</b>"],
-            "judge": {"judge_overall": 4.5, "judge_instruction": 5, "judge_visual_quality": 4, "judge_fg_integrity": 5,
-                      "judge_fg_motion": 4, "judge_bg_dynamics": 4, "judge_bg_quality": 5}})
+        append_jsonl(
+            good / "judge.jsonl",
+            {
+                "id": sample_id,
+                "theme": record["theme"],
+                "status": "ok",
+                "judge_model": "test-judge",
+                "rubric": "sparkle",
+                "rubric_version": "sparkle-v1",
+                "judged_at": "2026-01-01T00:00:00.000000000Z",
+                "answers": ["Instruction Compliance: 5 </pre><b>bold?</b>"],
+                "judge": {
+                    "judge_overall": 4.5,
+                    "judge_instruction": 5,
+                    "judge_visual_quality": 4,
+                    "judge_fg_integrity": 5,
+                    "judge_fg_motion": 4,
+                    "judge_bg_dynamics": 4,
+                    "judge_bg_quality": 5,
+                },
+            },
+        )
     assert main(["table", str(good)]) == 0
     out = root / "site"
     assert main(["report", str(good), str(still), "--published", "sparkle_bench", "--out", str(out)]) == 0
@@ -74,7 +91,7 @@ def test_report_file_is_escaped_self_contained_and_linked(report):
     for url in videos:
         assert not url.startswith("/") and (report["index"].parent / unquote(url)).is_file()
     assert "failed: " in text and "missing: no edited video" in text
-    assert text.count("<img src=\"data:image/svg+xml;base64,") == 2  # radar and bars
+    assert text.count('<img src="data:image/svg+xml;base64,') == 2  # radar and bars
 
 
 def test_copied_media_make_a_folder_that_can_move(report, tmp_path):
@@ -94,14 +111,30 @@ def test_report_in_headless_chromium(report, tmp_path):
         browser.open(report["index"].as_uri())
         lazy = "[...document.querySelectorAll('article.sample:last-of-type video')].map(v => v.preload + v.readyState)"
         assert browser.run(lazy) == ["none0"] * 3  # far below the fold: nothing fetched yet
-        measured = browser.run("[...document.querySelectorAll('#board tbody.measured tr')].map(r => r.cells[0].textContent)")
+        measured = browser.run(
+            "[...document.querySelectorAll('#board tbody.measured tr')].map(r => r.cells[0].textContent)"
+        )
         paper = browser.run("[...document.querySelectorAll('#board tbody.paper tr')].map(r => r.cells[0].textContent)")
-        assert measured == ["reference", "still-composite"] and paper == ["Kiwi-Editpaper", "Kiwi-Sparklepaper", "Lucy-Edit-1.1paper"]
+        assert measured == ["reference", "still-composite"] and paper == [
+            "Kiwi-Editpaper",
+            "Kiwi-Sparklepaper",
+            "Lucy-Edit-1.1paper",
+        ]
         browser.run("[...document.querySelectorAll('#board thead th')].find(th => th.textContent === 'fPSNR↑').click()")
-        psnr = {m: pd.read_csv(report[m] / "summary.csv").set_index("theme").loc["MACRO", "fg_psnr"] for m in ("good", "still")}
-        best_first = ["reference", "still-composite"] if psnr["good"] > psnr["still"] else ["still-composite", "reference"]
-        assert browser.run("[...document.querySelectorAll('#board tbody.measured tr')].map(r => r.cells[0].textContent)") == best_first
-        assert browser.run("document.querySelectorAll('#board tbody.paper tr').length") == 3  # sorted apart, never mixed
+        psnr = {
+            m: pd.read_csv(report[m] / "summary.csv").set_index("theme").loc["MACRO", "fg_psnr"]
+            for m in ("good", "still")
+        }
+        best_first = (
+            ["reference", "still-composite"] if psnr["good"] > psnr["still"] else ["still-composite", "reference"]
+        )
+        assert (
+            browser.run("[...document.querySelectorAll('#board tbody.measured tr')].map(r => r.cells[0].textContent)")
+            == best_first
+        )
+        assert (
+            browser.run("document.querySelectorAll('#board tbody.paper tr').length") == 3
+        )  # sorted apart, never mixed
         loads = browser.run("""Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {
             const timer = setTimeout(() => done('timeout ' + v.src), 20000);
             v.addEventListener('loadeddata', () => { clearTimeout(timer); done(v.videoWidth > 0 ? 'ok' : 'empty ' + v.src); });
@@ -120,10 +153,17 @@ def test_report_in_headless_chromium(report, tmp_path):
         assert visible(theme="time") == ["s-Demo_time_000"]
         assert browser.run("document.getElementById('f-count').textContent") == "1 of 4 samples"
         assert visible(failure="missing") == ["s-Demo_style_002"] and visible(failure="failed") == ["s-Demo_season_001"]
-        frozen = sorted(f"s-{k}" for k, r in run_records(report["still"]).items() if (r.get("metrics") or {}).get("bg_static") == 1.0)
+        frozen = sorted(
+            f"s-{k}"
+            for k, r in run_records(report["still"]).items()
+            if (r.get("metrics") or {}).get("bg_static") == 1.0
+        )
         assert frozen and visible(failure="frozen") == frozen
         assert visible(model="m0", failure="frozen") == []  # the good edit never freezes
-        assert browser.run("[...document.querySelectorAll('#s-Demo_time_000 figure.edit')].map(f => f.hidden)") == [False, True]
+        assert browser.run("[...document.querySelectorAll('#s-Demo_time_000 figure.edit')].map(f => f.hidden)") == [
+            False,
+            True,
+        ]
         visible()
         shot = tmp_path / "report.png"
         browser.screenshot(shot)
@@ -157,12 +197,18 @@ def test_report_layout_posters_anchor_and_counts_in_chromium(report, tmp_path):
     assert main(["report", str(report["good"]), str(report["still"]), *map(str, copies), "--out", str(site)]) == 0
     text = (site / "index.html").read_text()
     assert "reference (runs/sparkle-reference)" in text and "reference (again/sparkle-reference)" in text
-    frozen_cells = re.findall(r"<td style=\"background[^>]*>(\d+)% <small class=\"count\">\((\d+)/(\d+)(; \d+ not scored)?\)</small>", text)
+    frozen_cells = re.findall(
+        r"<td style=\"background[^>]*>(\d+)% <small class=\"count\">\((\d+)/(\d+)(; \d+ not scored)?\)</small>", text
+    )
     assert frozen_cells and all(int(k) <= int(n) for _, k, n, _ in frozen_cells)
-    assert ("0", "0", "1", "") in frozen_cells or any(n == "1" for _, _, n, _ in frozen_cells)  # a theme with 1 scored sample says so
+    assert ("0", "0", "1", "") in frozen_cells or any(
+        n == "1" for _, _, n, _ in frozen_cells
+    )  # a theme with 1 scored sample says so
     import base64
 
-    charts = [base64.b64decode(uri).decode() for uri in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", text)]
+    charts = [
+        base64.b64decode(uri).decode() for uri in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", text)
+    ]
     assert any("(n=4)" in svg for svg in charts) and any("(n=2)" in svg for svg in charts)
     browser = Browser(chromium, tmp_path / "profile", width=1400, height=900)
     try:
@@ -185,12 +231,17 @@ def test_report_layout_posters_anchor_and_counts_in_chromium(report, tmp_path):
         box = browser.run("""(() => { const r = document.querySelector('#s-Demo_location_000 figure.source video').getBoundingClientRect();
             return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()""")
         assert browser.run("[...document.querySelectorAll('video')].every(v => v.paused && v.currentTime === 0)")
-        shot = browser.page("Page.captureScreenshot", {"format": "png", "clip": {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}})
+        shot = browser.page(
+            "Page.captureScreenshot",
+            {"format": "png", "clip": {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}},
+        )
         assert _distinct_colours(base64.b64decode(shot["data"])) > 10  # the poster, not an empty black player
         browser.open((site / "index.html").as_uri() + "#s-Demo_style_002")
         browser.run("new Promise(done => setTimeout(done, 300))")
-        header_top, bar_bottom = browser.run("""[document.querySelector('#s-Demo_style_002 header').getBoundingClientRect().top,
+        header_top, bar_bottom = (
+            browser.run("""[document.querySelector('#s-Demo_style_002 header').getBoundingClientRect().top,
             document.querySelector('.filters').getBoundingClientRect().bottom]""")
+        )
         assert header_top >= bar_bottom
         browser.screenshot(tmp_path / "layout.png")
     finally:

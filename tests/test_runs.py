@@ -15,7 +15,6 @@ from sparkle_bench.demo import demo_clips, render_source
 from sparkle_bench.video import read_frames, write_video
 
 
-
 def summary(run_dir):
     return pd.read_csv(run_dir / "summary.csv").set_index("theme")
 
@@ -62,7 +61,20 @@ def messy_outputs(demo_root, tmp_path):
 
 def test_precomputed_with_bad_outputs_counts_every_problem(messy_outputs, tmp_path, capsys):
     runs = tmp_path / "runs"
-    code = main(["eval", "--bench", "demo", "--model", f"precomputed:{messy_outputs}", "--runs-dir", str(runs), "--run-name", "messy", "--strict"])
+    code = main(
+        [
+            "eval",
+            "--bench",
+            "demo",
+            "--model",
+            f"precomputed:{messy_outputs}",
+            "--runs-dir",
+            str(runs),
+            "--run-name",
+            "messy",
+            "--strict",
+        ]
+    )
     assert code == 3  # --strict: failures present
     err = capsys.readouterr().err
     assert "failed style/Demo_style_001" in err and "missing season/Demo_season_002" in err and "ignoring 1 file" in err

@@ -35,8 +35,10 @@ def test_each_shortcut_makes_the_motion_it_names(plate):
     assert dx == pytest.approx(-4.0, abs=0.2) and abs(dy) < 0.2
     zoom = shortcut_background(plate, "zoom", 0.5, 3)
     grown = cv2.warpAffine(zoom[0], cv2.getRotationMatrix2D((160, 90), 0, 1.005**2), (320, 180))  # 2 frames of 0.5%
-    error = {name: np.abs(zoom[2].astype(int) - other)[20:-20, 20:-20].mean()
-             for name, other in (("zoom", grown), ("none", zoom[0]))}
+    error = {
+        name: np.abs(zoom[2].astype(int) - other)[20:-20, 20:-20].mean()
+        for name, other in (("zoom", grown), ("none", zoom[0]))
+    }
     assert error["zoom"] < 0.25 * error["none"], error
     shake = shortcut_background(plate, "shake", 8.0, 12)  # within +/- 2 px at 320 wide
     offsets = np.array([shift_between(shake[0], f) for f in shake[1:]])
@@ -89,12 +91,14 @@ def test_shortcut_table_every_shortcut_frozen_every_sparkle_edit_living(real_dir
 def test_problems_name_a_shortcut_that_reads_living_and_a_sparkle_edit_that_reads_frozen():
     import pandas as pd
 
-    table = pd.DataFrame([
-        {"clip": "a", "edit": REAL, "magnitude": np.nan, "bg_dynamics": 0.05, "bg_static": 0.0},
-        {"clip": "a", "edit": OPENVE, "magnitude": np.nan, "bg_dynamics": 0.06, "bg_static": 0.0},
-        {"clip": "a", "edit": "pan", "magnitude": 8.0, "bg_dynamics": 0.06, "bg_static": 0.0},
-        {"clip": "b", "edit": REAL, "magnitude": np.nan, "bg_dynamics": 0.001, "bg_static": 1.0},
-    ])
+    table = pd.DataFrame(
+        [
+            {"clip": "a", "edit": REAL, "magnitude": np.nan, "bg_dynamics": 0.05, "bg_static": 0.0},
+            {"clip": "a", "edit": OPENVE, "magnitude": np.nan, "bg_dynamics": 0.06, "bg_static": 0.0},
+            {"clip": "a", "edit": "pan", "magnitude": 8.0, "bg_dynamics": 0.06, "bg_static": 0.0},
+            {"clip": "b", "edit": REAL, "magnitude": np.nan, "bg_dynamics": 0.001, "bg_static": 1.0},
+        ]
+    )
     found = problems(table)
     assert any("a: pan 8 reads living" in p for p in found)
     assert any("b: Sparkle's edit reads frozen" in p for p in found)

@@ -89,13 +89,39 @@ def cluster():
     env.pop("RAY_ADDRESS", None)
     port = free_port()
     subprocess.run(["ray", "get-auth-token", "--generate"], env=env, capture_output=True, check=True, timeout=60)
-    started = subprocess.run(["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-                              "--num-gpus", "0", "--temp-dir", marker, "--include-dashboard", "false", "--disable-usage-stats",
-                              "--ray-client-server-port", str(free_port())], env=env, capture_output=True, text=True, timeout=180)
+    started = subprocess.run(
+        [
+            "ray",
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--num-gpus",
+            "0",
+            "--temp-dir",
+            marker,
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--ray-client-server-port",
+            str(free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     try:
         assert started.returncode == 0, started.stderr[-2000:]
         assert (root / "home" / ".ray" / "auth_token").is_file()  # token auth is on
-        assert listening_addresses(processes_of(marker)) <= {"127.0.0.1", "::ffff:127.0.0.1"}  # loopback only (conftest)
+        assert listening_addresses(processes_of(marker)) <= {
+            "127.0.0.1",
+            "::ffff:127.0.0.1",
+        }  # loopback only (conftest)
         yield SimpleNamespace(address=f"127.0.0.1:{port}", home=root / "home", marker=marker)
     finally:
         kill_all(processes_of(marker))  # by pid: `ray stop` would stop every Ray on the machine
@@ -170,11 +196,18 @@ def test_a_killed_driver_leaves_no_local_ray_process(tmp_path):
     corpus = tmp_path / "clips"
     write_video(corpus / "a.mp4", render_source(demo_clips()[0])[0][:20], 16)
     config = tmp_path / "synth.toml"
-    config.write_text(f'out = "{tmp_path / "out"}"\n[corpus]\npath = "{corpus}"\n[ray]\nnum_cpus = 1\n[stage1]\nvlm_check = false\n')
-    driver = subprocess.Popen([sys.executable, "-m", "sparkle_bench.cli", "synth", "run", str(config), "--stages", "1"],
-                              env=driver_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config.write_text(
+        f'out = "{tmp_path / "out"}"\n[corpus]\npath = "{corpus}"\n[ray]\nnum_cpus = 1\n[stage1]\nvlm_check = false\n'
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sparkle_bench.cli", "synth", "run", str(config), "--stages", "1"],
+        env=driver_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ours: list[psutil.Process] = []
     try:
+
         def ray_running() -> bool:
             try:
                 ours[:] = psutil.Process(driver.pid).children(recursive=True)
@@ -190,7 +223,8 @@ def test_a_killed_driver_leaves_no_local_ray_process(tmp_path):
         driver.wait()
     try:
         assert len(ours) >= 4  # gcs, raylet, the agents (and the guard)
-        assert wait_for(lambda: not [p for p in ours if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 30), \
-            [p.name() for p in ours if p.is_running()]
+        assert wait_for(lambda: not [p for p in ours if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 30), [
+            p.name() for p in ours if p.is_running()
+        ]
     finally:
         kill_all(ours)

@@ -56,7 +56,7 @@ def test_still_images_read_back_after_decord_was_imported_first(tmp_path):
         from sparkle_bench.images import read_rgb
 
         image = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
-        path = r"{tmp_path / 'frame.png'}"
+        path = r"{tmp_path / "frame.png"}"
         write_image(path, image)
         assert np.array_equal(read_image(path), image)
         assert np.array_equal(read_rgb(path), image)
@@ -95,9 +95,18 @@ def stage_setup(tmp_path, theme: str):
     record = {"id": f"Sparkle_{theme}_000000", "theme": theme}
     frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     write_image(layout.artifact(theme, "source_frame0", record["id"]), frame)
-    score = {"prompt_following": 9.0, "consistency": 9.0, "perceptual_quality": 9.0, "overall": 9.0, "SC_reasoning": "", "PQ_reasoning": ""}
-    models = SimpleNamespace(editor=SimpleNamespace(edit=lambda image, prompt, seed: 255 - image),
-                             scorer=SimpleNamespace(image=lambda source, edited, prompt: score))
+    score = {
+        "prompt_following": 9.0,
+        "consistency": 9.0,
+        "perceptual_quality": 9.0,
+        "overall": 9.0,
+        "SC_reasoning": "",
+        "PQ_reasoning": "",
+    }
+    models = SimpleNamespace(
+        editor=SimpleNamespace(edit=lambda image, prompt, seed: 255 - image),
+        scorer=SimpleNamespace(image=lambda source, edited, prompt: score),
+    )
     return cfg, layout, record, frame, models
 
 
@@ -135,7 +144,9 @@ def test_the_openve3m_theme_has_no_scene_list_and_no_keyword(tmp_path):
     from sparkle_bench.synth import stage2
 
     cfg, layout, record, _, models = stage_setup(tmp_path, "openve3m")
-    models.vlm = FakeVLM(lambda prompt: "Replace the background with a windy pier." if "instruction" in prompt else "A plain room.")
+    models.vlm = FakeVLM(
+        lambda prompt: "Replace the background with a windy pier." if "instruction" in prompt else "A plain room."
+    )
     outcome = stage2.run(record, models, cfg, layout)
     assert outcome.status == "accepted" and outcome.data["chosen_keyword"] == ""
     assert outcome.data["prompt"] == "Replace the background with a windy pier."
@@ -151,7 +162,9 @@ def test_round_one_grounding_sees_the_source_and_the_edited_first_frames(tmp_pat
     edited = 255 - frame
     write_image(layout.artifact("location", "edited_frame0", record["id"]), edited)
     models.vlm = FakeVLM(lambda prompt: "[]")
-    outcome = stage3.run({**record, "chosen_keyword": "urban: rooftop overlooking skyline", "prompt": "x"}, models, cfg, layout)
+    outcome = stage3.run(
+        {**record, "chosen_keyword": "urban: rooftop overlooking skyline", "prompt": "x"}, models, cfg, layout
+    )
     assert (outcome.status, outcome.reason) == ("rejected", "no_foreground")
     question, shown = models.vlm.asked[0]
     assert "first image is the original frame" in question
@@ -166,7 +179,9 @@ def test_taxonomy_v2_has_sparkle_benchs_size_and_v1_is_kept():
     assert sorted(listed) == ["location", "season", "style", "time"] and themes["openve3m"] == {"open": True}
     assert sum(len(s) for s in listed.values()) == 21
     assert sum(len(scenes) for s in listed.values() for scenes in s.values()) == 97
-    assert {"spring", "summer", "autumn", "winter"} <= set(listed["season"]) and {"era", "mood", "cinematic"} <= set(listed["style"])
+    assert {"spring", "summer", "autumn", "winter"} <= set(listed["season"]) and {"era", "mood", "cinematic"} <= set(
+        listed["style"]
+    )
     assert "rooftop overlooking skyline" in listed["location"]["urban"]  # Sparkle's published keywords
     assert "ancient stone ruins with wind-swept grass" in listed["location"]["landmark"]
     assert load_data("taxonomy", "taxonomy-v1")["version"] == "taxonomy-v1"

@@ -31,7 +31,15 @@ from .test_synth_stage1 import moved
 
 # Sparkle's published schemas (README, "Per-task Pipeline Metadata"), field by field.
 FRAME_SCORE = {"prompt_following", "consistency", "perceptual_quality", "overall", "SC_reasoning", "PQ_reasoning"}
-VIDEO_SCORE = {"SC_score", "PQ_score", "O_score", "SC_score_reasoning", "PQ_score_reasoning", "SC_raw_output", "PQ_raw_output"}
+VIDEO_SCORE = {
+    "SC_score",
+    "PQ_score",
+    "O_score",
+    "SC_score_reasoning",
+    "PQ_score_reasoning",
+    "SC_raw_output",
+    "PQ_raw_output",
+}
 SCHEMAS = {
     "edited_frame0_score": {"id", "prompt", "editscore"},
     "edited_frame0_foreground_removed_score": {"id", "prompt", "editscore"},
@@ -73,7 +81,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def tint(image: np.ndarray | None) -> str:
-    """"red" or "green" when that channel is more than twice each other one, else ""."""
+    """ "red" or "green" when that channel is more than twice each other one, else ""."""
     if image is None:
         return ""
     r, g, b = image.reshape(-1, 3).mean(0)
@@ -106,8 +114,13 @@ def ray_run(tiny, corpus, tmp_path_factory):
     config = root / "synth.toml"
     config.write_text(config_text(tiny, corpus, server.url, root / "out"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "sparkle_bench.cli", "synth", "run", str(config)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "sparkle_bench.cli", "synth", "run", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     server.close()
     assert done.returncode == 0, done.stderr[-3000:]
     return config, root / "out", done.stderr
@@ -128,16 +141,30 @@ def decision_lines(layout: Layout, stage: int) -> list[dict]:
 def test_editscore_runs_through_its_package_on_cpu(tiny):
     from sparkle_bench.synth.scorer import EditScorer, ScorerError
 
-    spec = {"backbone": "qwen25vl", "model": str(tiny["scorer"]), "lora": "", "score_range": 10, "num_pass": 1, "temperature": 0.7}
+    spec = {
+        "backbone": "qwen25vl",
+        "model": str(tiny["scorer"]),
+        "lora": "",
+        "score_range": 10,
+        "num_pass": 1,
+        "temperature": 0.7,
+    }
     scorer = EditScorer(spec, "cpu")
     source = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
     image = scorer.image(source, source[:, ::-1].copy(), "Put the subject on a beach.")
     assert set(image) == FRAME_SCORE
     # "[9,8]" read by the package: SC scores 9 and 8, PQ = min = 8, overall = sqrt(min(SC) * PQ)
-    assert (image["prompt_following"], image["consistency"], image["perceptual_quality"], image["overall"]) == (9.0, 8.0, 8.0, 8.0)
+    assert (image["prompt_following"], image["consistency"], image["perceptual_quality"], image["overall"]) == (
+        9.0,
+        8.0,
+        8.0,
+        8.0,
+    )
     frames = scorer.frames([(source, source), (source, source[::-1].copy())], "Put the subject on a beach.")
     assert [set(f) for f in frames] == [VIDEO_SCORE] * 2
-    assert [(f["SC_score"], f["PQ_score"], f["O_score"], f["SC_raw_output"]) for f in frames] == [(8.0, 8.0, 8.0, "[9,8]")] * 2
+    assert [(f["SC_score"], f["PQ_score"], f["O_score"], f["SC_raw_output"]) for f in frames] == [
+        (8.0, 8.0, 8.0, "[9,8]")
+    ] * 2
     assert "editscore" not in sys.path
     mumbler = EditScorer({**spec, "model": str(tiny["mumbler"])}, "cpu")  # answers "ok": no score in it
     with pytest.raises(ScorerError, match="guessed"):
@@ -153,8 +180,11 @@ def test_sam3_tracker_propagates_grounding_anchors(tiny, tmp_path):
     frames = render_source(demo_clips()[0])[0][:9, ::4, ::4]
     write_video(tmp_path / "clip.mp4", frames, 16)
     propagator = Sam3TrackerPropagator(str(tiny["segmenter"]), "cpu")
-    anchors = {0: np.array([[20, 20, 60, 60]], np.float32), 4: np.zeros((0, 4), np.float32),
-               8: np.array([[20, 20, 60, 60], [5, 5, 30, 40]], np.float32)}
+    anchors = {
+        0: np.array([[20, 20, 60, 60]], np.float32),
+        4: np.zeros((0, 4), np.float32),
+        8: np.array([[20, 20, 60, 60], [5, 5, 30, 40]], np.float32),
+    }
     mask, passes = mask_from_anchors(tmp_path / "clip.mp4", anchors, propagator)
     assert passes == 2 and mask.shape == (9, 64, 112) and mask.any()
     with pytest.raises(ValueError, match="no anchor"):
@@ -169,8 +199,11 @@ def test_a_tiny_qwen_vl_grounding_nonsense_fails_only_that_sample(tiny, corpus, 
     from sparkle_bench.synth.vlm import VLM
 
     config = tmp_path / "synth.toml"
-    config.write_text(config_text(tiny, corpus, "http://127.0.0.1:9/v1", tmp_path / "out")
-                      .replace('[stage3]\nvlm = "endpoint"\n', '[stage3]\nvlm = "vlm"\n'))
+    config.write_text(
+        config_text(tiny, corpus, "http://127.0.0.1:9/v1", tmp_path / "out").replace(
+            '[stage3]\nvlm = "endpoint"\n', '[stage3]\nvlm = "vlm"\n'
+        )
+    )
     cfg = load_config(config)
     step = pipeline_steps(cfg, 3, 3)[0]
     layout = Layout(cfg.out)
@@ -191,21 +224,31 @@ def test_pipeline_end_to_end_on_ray(ray_run, corpus, capsys):
     ids = ids_by_clip(layout)
     assert sorted(ids) == ["a", "b", "c", "d", "e", "f"]
     for clip, sample_id in ids.items():  # named by content: {prefix}_{theme}_{fingerprint}
-        assert sample_id.rsplit("_", 1)[1] == fingerprint(corpus / f"{clip}.mp4", (corpus / f"{clip}.mp4").stat().st_size)[:12]
+        assert (
+            sample_id.rsplit("_", 1)[1]
+            == fingerprint(corpus / f"{clip}.mp4", (corpus / f"{clip}.mp4").stat().st_size)[:12]
+        )
     first = latest_decisions(layout, 1)
     assert (first[ids["c"]]["status"], first[ids["c"]]["reason"]) == ("rejected", "moving_camera")
     assert (first[ids["d"]]["status"], first[ids["d"]]["reason"]) == ("failed", "VideoError")
-    tries = [line for line in stderr.splitlines() if f"{ids['d']} stage 1" in line]  # one line naming the sample and the cause
-    assert len(tries) == 2 and "VideoError (try 1 of 2), trying again" in tries[0] and "failed" in tries[1]  # retries = 1, in place
+    tries = [
+        line for line in stderr.splitlines() if f"{ids['d']} stage 1" in line
+    ]  # one line naming the sample and the cause
+    assert (
+        len(tries) == 2 and "VideoError (try 1 of 2), trying again" in tries[0] and "failed" in tries[1]
+    )  # retries = 1, in place
     assert [r["status"] for r in decision_lines(layout, 1) if r["id"] == ids["d"]] == ["failed"]
     assert "Camera: static" in first[ids["a"]]["data"]["camera_check"]
     good = [ids["a"], ids["b"]]
     second, third = latest_decisions(layout, 2), latest_decisions(layout, 3)
-    assert (second[ids["e"]]["status"], second[ids["e"]]["reason"]) == ("rejected", "edit_score")  # scores differ by sample
-    assert second[ids["e"]]["data"]["frame0_editscore"]["overall"] == pytest.approx(27 ** 0.5, abs=1e-3)
+    assert (second[ids["e"]]["status"], second[ids["e"]]["reason"]) == (
+        "rejected",
+        "edit_score",
+    )  # scores differ by sample
+    assert second[ids["e"]]["data"]["frame0_editscore"]["overall"] == pytest.approx(27**0.5, abs=1e-3)
     assert second[ids["f"]]["status"] == "accepted" and ids["e"] not in third
     assert (third[ids["f"]]["status"], third[ids["f"]]["reason"]) == ("rejected", "removal_score")
-    assert third[ids["f"]]["data"]["removal_editscore"]["overall"] == pytest.approx(72 ** 0.5, abs=1e-3)  # 8.49 < 8.5
+    assert third[ids["f"]]["data"]["removal_editscore"]["overall"] == pytest.approx(72**0.5, abs=1e-3)  # 8.49 < 8.5
     assert not layout.artifact(theme_of(ids["f"]), "edited_background_video", ids["f"]).exists()  # left the stream
     for stage in (2, 3, 4, 5):
         decided = {i: d for i, d in latest_decisions(layout, stage).items() if i in good}
@@ -226,7 +269,9 @@ def test_pipeline_end_to_end_on_ray(ray_run, corpus, capsys):
         assert read_image(layout.artifact(theme, "edited_frame0", sample_id)).shape == (64, 96, 3)
 
     for theme, sample_id in ((theme_of(ids["a"]), ids["a"]), (theme_of(ids["b"]), ids["b"])):
-        records = {name: [r for r in read_jsonl(layout.score_file(theme, name)) if r["id"] == sample_id] for name in SCHEMAS}
+        records = {
+            name: [r for r in read_jsonl(layout.score_file(theme, name)) if r["id"] == sample_id] for name in SCHEMAS
+        }
         for name, schema in SCHEMAS.items():
             assert [set(r) for r in records[name]] == [schema], name
         assert set(records["edited_frame0_score"][0]["editscore"]) == FRAME_SCORE
@@ -236,14 +281,22 @@ def test_pipeline_end_to_end_on_ray(ray_run, corpus, capsys):
         r1 = records["foreground_grounding_r1"][0]
         assert (r1["edit_type"], r1["round1_labels"], r1["round1_objects"]) == (theme, ["walking figure"], GROUND)
         r2 = records["foreground_grounding_r2"][0]
-        assert r2["frame_objects"] == [[{"bbox_2d": [240, 160, 710, 990], "label": "walking figure"}]] * 2  # 9 frames at 2 fps
+        assert (
+            r2["frame_objects"] == [[{"bbox_2d": [240, 160, 710, 990], "label": "walking figure"}]] * 2
+        )  # 9 frames at 2 fps
         video = records["edited_video_score"][0]
         assert video["frame_indices"] == [1, 2, 3, 4] and [set(e) for e in video["editscore"]] == [VIDEO_SCORE] * 4
         assert r1["prompt"] == video["prompt"] == records["edited_frame0_score"][0]["prompt"]
 
         rows = (layout.prompts / f"{theme}_train.csv").read_text().splitlines()
         assert rows[0] == "prompt,src_video,tgt_video,task"
-        assert sum(r.endswith(f",{theme}/source_video/{sample_id}.mp4,{theme}/edited_video/{sample_id}.mp4,{sample_id}") for r in rows) == 1
+        assert (
+            sum(
+                r.endswith(f",{theme}/source_video/{sample_id}.mp4,{theme}/edited_video/{sample_id}.mp4,{sample_id}")
+                for r in rows
+            )
+            == 1
+        )
         meta = [m for m in read_jsonl(layout.prompts / f"{theme}_train_metadata.jsonl") if m["id"] == sample_id]
         assert [set(m) for m in meta] == [{"id", "prompt", "metadata"}]
         assert set(meta[0]["metadata"]) == {"edit_type", "chosen_keyword", "original_scene"}
@@ -255,11 +308,19 @@ def test_pipeline_end_to_end_on_ray(ray_run, corpus, capsys):
     one = funnel[(1, "all")]
     assert (one["in"], one["accepted"], one["rejected"], one["failed"]) == (6, 4, 1, 1)
     assert one["reasons"] == {"VideoError": 1, "moving_camera": 1}
-    assert [(funnel[(s, "all")]["in"], funnel[(s, "all")]["accepted"]) for s in (2, 3, 4, 5)] == [(4, 3), (3, 2), (2, 2), (2, 2)]
+    assert [(funnel[(s, "all")]["in"], funnel[(s, "all")]["accepted"]) for s in (2, 3, 4, 5)] == [
+        (4, 3),
+        (3, 2),
+        (2, 2),
+        (2, 2),
+    ]
     assert (funnel[(2, "all")]["reasons"], funnel[(3, "all")]["reasons"]) == ({"edit_score": 1}, {"removal_score": 1})
     assert (funnel[(2, "all")]["yield"], funnel[(3, "all")]["yield"]) == (0.75, round(2 / 3, 4))
     theme = theme_of(ids["b"])
-    assert funnel[(5, theme)]["in"] == sum(theme_of(i) == theme for i in good) and funnel[(5, theme)]["seconds_per_sample"] > 0
+    assert (
+        funnel[(5, theme)]["in"] == sum(theme_of(i) == theme for i in good)
+        and funnel[(5, theme)]["seconds_per_sample"] > 0
+    )
 
 
 def copy_run(ray_run, tmp_path, replace: dict[str, str] | None = None) -> tuple[Path, Layout]:
@@ -290,10 +351,15 @@ def test_rerun_decides_nothing_twice_and_a_stricter_last_check_redoes_only_stage
     for theme, sample_id in ((theme_of(ids["a"]), ids["a"]), (theme_of(ids["b"]), ids["b"])):
         assert (layout.prompts / f"{theme}_train.csv").read_text().splitlines() == ["prompt,src_video,tgt_video,task"]
         rows = (layout.bench / f"{theme}_bench.csv").read_text().splitlines()
-        assert rows[0] == "edited_type,prompt,original_video" and sum(r.endswith(f"source_videos/{theme}/{sample_id}.mp4") for r in rows) == 1
+        assert (
+            rows[0] == "edited_type,prompt,original_video"
+            and sum(r.endswith(f"source_videos/{theme}/{sample_id}.mp4") for r in rows) == 1
+        )
         assert probe(layout.bench / "source_videos" / theme / f"{sample_id}.mp4").num_frames == 9
-        assert np.array_equal(read_image(layout.bench / "ref_images" / theme / f"{sample_id}.png"),
-                              read_image(layout.artifact(theme, "edited_frame0_foreground_removed", sample_id)))
+        assert np.array_equal(
+            read_image(layout.bench / "ref_images" / theme / f"{sample_id}.png"),
+            read_image(layout.artifact(theme, "edited_frame0_foreground_removed", sample_id)),
+        )
         assert [m["id"] for m in read_jsonl(layout.bench / f"{theme}_metadata.jsonl")].count(sample_id) == 1
         kept = [r for r in read_jsonl(layout.score_file(theme, "edited_video_score")) if r["id"] == sample_id]
         assert len(kept) == 1  # rejected samples keep their scores
@@ -305,16 +371,24 @@ def test_rerun_decides_nothing_twice_and_a_stricter_last_check_redoes_only_stage
 def test_bad_grounding_and_a_failing_endpoint_are_recorded_and_the_run_goes_on(ray_run, tmp_path, capsys):
     server = ScriptedVLM(ground=["[]", ("status", 500)])  # no boxes for the first sample, an error for the second
     endpoint = f'[models.endpoint2]\nbackend = "openai"\nmodel = "scripted-2"\nbase_url = "{server.url}"\nretries = 0\n'
-    config, layout = copy_run(ray_run, tmp_path, {'[stage3]\nvlm = "endpoint"\n': '[stage3]\nvlm = "endpoint2"\n',
-                                                  "[models.editor]": endpoint + "[models.editor]"})
+    config, layout = copy_run(
+        ray_run,
+        tmp_path,
+        {
+            '[stage3]\nvlm = "endpoint"\n': '[stage3]\nvlm = "endpoint2"\n',
+            "[models.editor]": endpoint + "[models.editor]",
+        },
+    )
     try:
         assert main(["synth", "run", str(config), "--stages", "3-5", "--no-ray", "--strict"]) == 3
     finally:
         server.close()
     ids = ids_by_clip(layout)
     third = latest_decisions(layout, 3)
-    assert [(third[i]["status"], third[i]["reason"]) for i in (ids["a"], ids["b"])] == \
-        [("rejected", "no_foreground"), ("failed", "TransportError")]
+    assert [(third[i]["status"], third[i]["reason"]) for i in (ids["a"], ids["b"])] == [
+        ("rejected", "no_foreground"),
+        ("failed", "TransportError"),
+    ]
     assert f"{ids['b']} stage 3" in capsys.readouterr().err
     for theme in {theme_of(ids["a"]), theme_of(ids["b"])}:
         assert layout.score_file(theme, "foreground_grounding_r1").read_text() == ""  # no boxes, no round-1 record
@@ -344,7 +418,9 @@ def test_killed_mid_stage_resumes_without_deciding_twice(tiny, corpus, tmp_path)
     layout = Layout(tmp_path / "out")
     command = [sys.executable, "-m", "sparkle_bench.cli", "synth", "run", str(config), "--no-ray"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 300
         while not decision_lines(layout, 3) and process.poll() is None and time.monotonic() < deadline:

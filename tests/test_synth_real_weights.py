@@ -62,11 +62,15 @@ def test_default_fun_control_renders_the_edge_video_it_is_given(real_dir):
     edited = read_frames(real_dir / "pairs" / f"{name}_edited.mp4", size=(832, 480))[:17]
     mask = load_mask(real_dir / "masks" / f"{name}_source.npz")[:17]
     control = as_video(fuse_edges(source, edited, mask, dilation=12))
-    video = Renderer(spec, "cuda").render(control, edited[0], "Change the background to a city street at night.", seed=42)
+    video = Renderer(spec, "cuda").render(
+        control, edited[0], "Change the background to a city street at night.", seed=42
+    )
     assert video.shape == control.shape
     assert np.abs(video[0].astype(int) - edited[0]).mean() < 20  # the start image is kept
     inside = cv2.resize(mask[8].astype(np.uint8), (832, 480)) > 0
     rendered_edges = canny(video[8:9], 100, 200)[0]
     source_edges = canny(source[8:9], 100, 200)[0]
     near = cv2.dilate(source_edges.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    assert (rendered_edges & inside & near).sum() > 0.3 * (rendered_edges & inside).sum()  # the subject's outline is followed
+    assert (rendered_edges & inside & near).sum() > 0.3 * (
+        rendered_edges & inside
+    ).sum()  # the subject's outline is followed

@@ -29,14 +29,19 @@ def test_ids_come_from_content_and_copies_are_reported_once(tmp_path):
     clips = sorted((tmp_path / "c").rglob("*.mp4"))
     plan = plan_sources(layout, clips, ["location", "time"], "Sparkle")
     assert [Path(s["source"]).name for s in plan.samples] == ["a.mp4", "b.mp4"]
-    assert sorted((Path(c).name, Path(f).name) for c, f in plan.new_duplicates) == [("a-copy.mp4", "a.mp4"), ("b.mp4", "b.mp4")]
+    assert sorted((Path(c).name, Path(f).name) for c, f in plan.new_duplicates) == [
+        ("a-copy.mp4", "a.mp4"),
+        ("b.mp4", "b.mp4"),
+    ]
     a = plan.samples[0]
     assert a["id"] == f"Sparkle_{a['theme']}_{fingerprint(tmp_path / 'c' / 'a.mp4', 1000)[:12]}"
     changed = bytearray(big)
     changed[150_000] ^= 1  # one byte in the middle piece
     (tmp_path / "c" / "again" / "b.mp4").write_bytes(bytes(changed))
     again = plan_sources(layout, clips, ["location", "time"], "Sparkle")
-    assert len(again.samples) == 3 and again.new_duplicates == [] and again.duplicates == 1  # the copy is not reported twice
+    assert (
+        len(again.samples) == 3 and again.new_duplicates == [] and again.duplicates == 1
+    )  # the copy is not reported twice
     lines = (layout.sources).read_text().splitlines()
     assert len(lines) == 5  # four paths, one re-fingerprinted after its change
     assert plan_sources(layout, clips, ["location", "time"], "Sparkle").samples == again.samples  # nothing new
@@ -52,8 +57,14 @@ def test_shards_split_the_corpus_by_content(tmp_path):
     shards = [plan_sources(layout, clips, ["location"], "S", (i, 3)).samples for i in range(3)]
     ids = [s["id"] for shard in shards for s in shard]
     assert len(ids) == len(set(ids)) == 30 and all(len(shard) > 3 for shard in shards)
-    assert all(in_shard(s["id"], (i, 3)) and not in_shard(s["id"], ((i + 1) % 3, 3)) for i, shard in enumerate(shards) for s in shard)
-    assert [p.name for p in layout.source_files()] == ["sources-0of3.jsonl"]  # the first shard fingerprinted all of them
+    assert all(
+        in_shard(s["id"], (i, 3)) and not in_shard(s["id"], ((i + 1) % 3, 3))
+        for i, shard in enumerate(shards)
+        for s in shard
+    )
+    assert [p.name for p in layout.source_files()] == [
+        "sources-0of3.jsonl"
+    ]  # the first shard fingerprinted all of them
     from sparkle_bench.synth.cli import shard
 
     assert shard("2/3") == (2, 3)
@@ -77,9 +88,23 @@ def write_decisions(layout: Layout, stage: int, rows: list[tuple[str, str, float
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         for sample_id, status, seconds, at in rows:
-            handle.write(json.dumps({"id": sample_id, "theme": "location", "stage": stage, "status": status, "reason": "" if status ==
-                                     "accepted" else "edit_score", "detail": "", "settings": digest, "seconds": seconds,
-                                     "time": int(at * 1e9), "data": {}}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": sample_id,
+                        "theme": "location",
+                        "stage": stage,
+                        "status": status,
+                        "reason": "" if status == "accepted" else "edit_score",
+                        "detail": "",
+                        "settings": digest,
+                        "seconds": seconds,
+                        "time": int(at * 1e9),
+                        "data": {},
+                    }
+                )
+                + "\n"
+            )
 
 
 def test_status_reports_rates_yield_gpu_hours_and_eta(tmp_path):
@@ -90,11 +115,20 @@ def test_status_reports_rates_yield_gpu_hours_and_eta(tmp_path):
     cfg = load_config(config)
     layout, digests = Layout(cfg.out), stage_digests(cfg)
     layout.work.mkdir(parents=True)
-    layout.sources.write_text("".join(json.dumps({"source": f"/c/{i}.mp4", "id": f"S_location_{i:012x}", "theme": "location"}) + "\n"
-                                      for i in range(10)))
+    layout.sources.write_text(
+        "".join(
+            json.dumps({"source": f"/c/{i}.mp4", "id": f"S_location_{i:012x}", "theme": "location"}) + "\n"
+            for i in range(10)
+        )
+    )
     ids = [f"S_location_{i:012x}" for i in range(10)]
     write_decisions(layout, 1, [(i, "accepted", 1.0, 100 + n) for n, i in enumerate(ids[:8])], digests[1])  # 8 in 7 s
-    write_decisions(layout, 2, [(i, "rejected" if n < 2 else "accepted", 900.0, 200 + 10 * n) for n, i in enumerate(ids[:4])], digests[2])
+    write_decisions(
+        layout,
+        2,
+        [(i, "rejected" if n < 2 else "accepted", 900.0, 200 + 10 * n) for n, i in enumerate(ids[:4])],
+        digests[2],
+    )
     rows, corpus = funnel(cfg)
     two = next(r for r in rows if (r["stage"], r["theme"]) == (2, "all"))
     assert (two["in"], two["accepted"], two["yield"], two["seconds_per_sample"]) == (4, 2, 0.5, 900.0)
@@ -182,15 +216,26 @@ def test_a_config_that_cannot_load_or_fit_stops_before_ray_one_line_each(tmp_pat
     config.write_text(f'out = "{tmp_path / "out"}"\n[corpus]\npath = "c"\n[ray]\ngpu_memory_gb = 80\n')
     assert main(["synth", "run", str(config)]) == 2
     err = capsys.readouterr().err
-    missing = sorted(line.split(" = ")[0].split("missing model: ")[1] for line in err.splitlines() if "missing model:" in line)
-    assert missing == ["models.animator.model", "models.editor.model", "models.renderer.model", "models.scorer.lora",
-                       "models.scorer.model", "models.segmenter.model", "models.vlm.model"]
+    missing = sorted(
+        line.split(" = ")[0].split("missing model: ")[1] for line in err.splitlines() if "missing model:" in line
+    )
+    assert missing == [
+        "models.animator.model",
+        "models.editor.model",
+        "models.renderer.model",
+        "models.scorer.lora",
+        "models.scorer.model",
+        "models.segmenter.model",
+        "models.vlm.model",
+    ]
     assert "stage 3: vlm 66.7 GB, animator 69.0 GB larger than one 80 GB GPU" in err
     assert "Traceback" not in err and not ray.is_initialized()
 
     from sparkle_bench.synth.models import role_devices
 
-    config.write_text(config.read_text().replace("gpu_memory_gb = 80", "gpu_memory_gb = 141") + "[stage3]\nnum_gpus = 2\n")
+    config.write_text(
+        config.read_text().replace("gpu_memory_gb = 80", "gpu_memory_gb = 141") + "[stage3]\nnum_gpus = 2\n"
+    )
     devices = role_devices(load_config(config), 3, ("vlm", "editor", "scorer", "animator"), "cuda")
     assert devices == {"animator": "cuda:0", "editor": "cuda:0", "vlm": "cuda:1", "scorer": "cuda:1"}
     assert role_devices(load_config(config), 3, ("vlm",), "cpu") == {"vlm": "cpu"}

@@ -33,8 +33,12 @@ def moved(frames: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     out = []
     for t, frame in enumerate(frames):
         progress = t / max(1, count - 1)
-        scale, dx, dy = {"static": (1.0, 0.0, 0.0), "pan": (1.15, (progress - 0.5) * 0.12 * width, 0.0),
-                         "zoom": (1.0 + 0.2 * progress, 0.0, 0.0), "shake": (1.1, *rng.normal(0, 3, 2))}[kind]
+        scale, dx, dy = {
+            "static": (1.0, 0.0, 0.0),
+            "pan": (1.15, (progress - 0.5) * 0.12 * width, 0.0),
+            "zoom": (1.0 + 0.2 * progress, 0.0, 0.0),
+            "shake": (1.1, *rng.normal(0, 3, 2)),
+        }[kind]
         matrix = np.float32([[scale, 0, (1 - scale) * width / 2 + dx], [0, scale, (1 - scale) * height / 2 + dy]])
         out.append(cv2.warpAffine(frame, matrix, (width, height), borderMode=cv2.BORDER_REFLECT))
     return np.stack(out)
@@ -97,8 +101,14 @@ def write_corpus(folder: Path, demo_frames: list[np.ndarray]) -> dict[str, str]:
     write_video(folder / "d_short.mp4", demo_frames[0][:16], 16)
     write_video(folder / "e_small.mp4", small(demo_frames[0], 96), 16)
     (folder / "f_corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
-    return {"a_static": ("accepted", ""), "b_pan": ("rejected", "moving_camera"), "c_cut": ("rejected", "scene_cut"),
-            "d_short": ("rejected", "too_short"), "e_small": ("rejected", "too_small"), "f_corrupt": ("failed", "VideoError")}
+    return {
+        "a_static": ("accepted", ""),
+        "b_pan": ("rejected", "moving_camera"),
+        "c_cut": ("rejected", "scene_cut"),
+        "d_short": ("rejected", "too_short"),
+        "e_small": ("rejected", "too_small"),
+        "f_corrupt": ("failed", "VideoError"),
+    }
 
 
 STAGE1_CONFIG = """
@@ -132,7 +142,9 @@ def test_stage1_decides_every_clip_with_its_reason_and_resumes(tmp_path, demo_fr
     video = probe(layout.video(theme, "source_video", kept))
     assert (video.width, video.height, video.num_frames, video.fps) == (224, 128, 33, 16.0)
     frame0 = cv2.cvtColor(cv2.imread(str(layout.artifact(theme, "source_frame0", kept))), cv2.COLOR_BGR2RGB)
-    assert np.abs(frame0.astype(int) - read_frames(layout.video(theme, "source_video", kept), indices=[0])[0]).mean() < 4
+    assert (
+        np.abs(frame0.astype(int) - read_frames(layout.video(theme, "source_video", kept), indices=[0])[0]).mean() < 4
+    )
     assert decided[kept]["data"]["camera"]["moving_pairs"] == 0.0
     cut = next(d for i, d in decided.items() if names[i] == "c_cut")
     assert cut["data"]["cuts"] == [20]
@@ -147,8 +159,12 @@ def test_stage1_decides_every_clip_with_its_reason_and_resumes(tmp_path, demo_fr
     total = next(r for r in status["funnel"] if r["stage"] == 1 and r["theme"] == "all")
     assert (total["in"], total["accepted"], total["rejected"], total["failed"]) == (6, 1, 4, 1)
     assert total["reasons"] == {"VideoError": 1, "moving_camera": 1, "scene_cut": 1, "too_short": 1, "too_small": 1}
-    assert {k: status["sources"][k] for k in ("planned", "untried", "duplicates", "finished")} == \
-        {"planned": 6, "untried": 0, "duplicates": 0, "finished": 4}  # the 4 rejected ones
+    assert {k: status["sources"][k] for k in ("planned", "untried", "duplicates", "finished")} == {
+        "planned": 6,
+        "untried": 0,
+        "duplicates": 0,
+        "finished": 4,
+    }  # the 4 rejected ones
 
 
 @pytest.mark.real_clips
@@ -162,10 +178,14 @@ def test_real_sparkle_sources_pass_stage1_and_a_panned_one_does_not(real_dir, tm
     write_video(clips / "panned.mp4", moved(frames, "pan"), 16)
     write_video(clips / "cut.mp4", np.concatenate([frames[:40], read_frames(sources[3], size=(640, 360))[:41]]), 16)
     for share, source in ((0.30, sources[1]), (0.45, sources[5])):  # still, then a pan over the last 30% / 45%
-        write_video(clips / f"pan_last_{share:.0%}.mp4", panned_at_the_end(read_frames(source, size=(640, 360)), share), 16)
+        write_video(
+            clips / f"pan_last_{share:.0%}.mp4", panned_at_the_end(read_frames(source, size=(640, 360)), share), 16
+        )
     config = tmp_path / "synth.toml"
-    config.write_text('out = "out"\n[corpus]\npath = "clips"\n[video]\nwidth = 256\nheight = 144\n[stage1]\nvlm_check = false\n'
-                      '[thresholds.stage1]\nmin_short_side = 360\n')  # the made-up clips are written at 640x360
+    config.write_text(
+        'out = "out"\n[corpus]\npath = "clips"\n[video]\nwidth = 256\nheight = 144\n[stage1]\nvlm_check = false\n'
+        "[thresholds.stage1]\nmin_short_side = 360\n"
+    )  # the made-up clips are written at 640x360
     assert main(["synth", "run", str(config), "--stages", "1", "--no-ray"]) == 0
     layout = Layout(tmp_path / "out")
     names = {e["id"]: Path(e["source"]).name for e in read_jsonl(layout.sources)}
@@ -175,7 +195,10 @@ def test_real_sparkle_sources_pass_stage1_and_a_panned_one_does_not(real_dir, tm
     for name in ("pan_last_30%.mp4", "pan_last_45%.mp4"):
         assert decided.pop(name) == ("rejected", "moving_camera"), name
         camera = decisions[name]["data"]["camera"]
-        assert camera["moving_pairs"] <= 0.5 and camera["longest_move"] >= 0.75, (name, camera)  # the run, not the share
+        assert camera["moving_pairs"] <= 0.5 and camera["longest_move"] >= 0.75, (
+            name,
+            camera,
+        )  # the run, not the share
     assert decided.pop("cut.mp4") == ("rejected", "scene_cut")
     assert decided == {s.name: ("accepted", "") for s in sources}
 
@@ -211,7 +234,9 @@ def test_a_truncated_file_with_its_index_in_front_is_corrupt(tmp_path, demo_fram
     record = {"id": "Sparkle_location_000000", "theme": "location", "source": str(whole)}
     assert coarse(record, None, cfg, layout).status == "accepted"
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: packet_ends[len(packet_ends) // 2]])  # cut after half of the frames: the index still lists all
+    cut.write_bytes(
+        data[: packet_ends[len(packet_ends) // 2]]
+    )  # cut after half of the frames: the index still lists all
     assert probe(cut).num_frames < len(packet_ends)
     outcome = coarse({**record, "source": str(cut)}, None, cfg, layout)
     assert (outcome.status, outcome.reason) == ("rejected", "corrupt")
@@ -259,22 +284,30 @@ def test_answers_are_read_strictly():
     assert camera_verdict("Camera: static at first... on reflection\nCamera: moving") is False
     with pytest.raises(AnswerError):
         camera_verdict("It looks steady to me.")
-    assert sentence('Instruction: "Replace the background with a snowy street."\n\nNotes: none') == \
-        "Replace the background with a snowy street."
+    assert (
+        sentence('Instruction: "Replace the background with a snowy street."\n\nNotes: none')
+        == "Replace the background with a snowy street."
+    )
     answer = '```json\n[{"bbox_2d": [100, 50, 600, 900], "label": "woman in coat"}, {"bbox_2d": [1, 2, 3], "label": "bad"}]\n```'
     assert grounded_objects(answer, "relative", (0, 0)) == [{"bbox_2d": [100, 50, 600, 900], "label": "woman in coat"}]
-    assert grounded_objects('[{"bbox_2d": [28, 14, 140, 280], "label": "dog"}]', "absolute", (280, 280)) == \
-        [{"bbox_2d": [100, 50, 500, 1000], "label": "dog"}]
+    assert grounded_objects('[{"bbox_2d": [28, 14, 140, 280], "label": "dog"}]', "absolute", (280, 280)) == [
+        {"bbox_2d": [100, 50, 500, 1000], "label": "dog"}
+    ]
     assert grounded_objects("[]", "relative", (0, 0)) == []
-    twins = grounded_objects('[{"bbox_2d": [0, 0, 9, 9], "label": "person"}, {"bbox_2d": [20, 0, 29, 9], "label": "person"}]',
-                             "relative", (0, 0))
+    twins = grounded_objects(
+        '[{"bbox_2d": [0, 0, 9, 9], "label": "person"}, {"bbox_2d": [20, 0, 29, 9], "label": "person"}]',
+        "relative",
+        (0, 0),
+    )
     assert [o["label"] for o in twins] == ["person", "person 2"]
     with pytest.raises(AnswerError):
         grounded_objects("I see a woman on the left.", "relative", (0, 0))
     labels = ["woman in coat", "hat"]
     found = relocated('[{"bbox_2d": [5, 5, 50, 50], "label": "Hat"}]', labels, "relative", (0, 0))
     assert found == [{"bbox_2d": [], "label": "woman in coat"}, {"bbox_2d": [5, 5, 50, 50], "label": "hat"}]
-    by_position = relocated('[{"bbox_2d": [1, 1, 9, 9], "label": "person"}, {"bbox_2d": [], "label": "cap"}]', labels, "relative", (0, 0))
+    by_position = relocated(
+        '[{"bbox_2d": [1, 1, 9, 9], "label": "person"}, {"bbox_2d": [], "label": "cap"}]', labels, "relative", (0, 0)
+    )
     assert [o["bbox_2d"] for o in by_position] == [[1, 1, 9, 9], []]
     assert relocated("no idea", labels, "relative", (0, 0)) == [{"bbox_2d": [], "label": l} for l in labels]
     assert to_pixels([447, 27, 765, 998], 1280, 720) == (572, 19, 979, 718)
@@ -286,26 +319,47 @@ def test_config_digests_versions_and_roles(tmp_path):
     base.write_text('[corpus]\npath = "clips"\n')
     digests = stage_digests(load_config(base))
     tweaked = tmp_path / "b.toml"
-    tweaked.write_text('[corpus]\npath = "clips"\n[thresholds.stage5]\nmin_o_score = 7.5\n[ray]\nnum_cpus = 3\n[stage4]\nconcurrency = 9\n')
+    tweaked.write_text(
+        '[corpus]\npath = "clips"\n[thresholds.stage5]\nmin_o_score = 7.5\n[ray]\nnum_cpus = 3\n[stage4]\nconcurrency = 9\n'
+    )
     cfg = load_config(tweaked)
     assert cfg.thresholds["version"].startswith("thresholds-v2+") and cfg.thresholds["stage5"]["min_o_score"] == 7.5
     changed = stage_digests(cfg)
-    assert [changed[n] == digests[n] for n in range(1, 6)] == [True, True, True, True, False]  # only the last check is redone
+    assert [changed[n] == digests[n] for n in range(1, 6)] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]  # only the last check is redone
     prompt = tmp_path / "c.toml"
     prompt.write_text('[corpus]\npath = "clips"\n[models.editor]\nsteps = 8\n[stage1]\nconcurrency = 2\n')
     other = stage_digests(load_config(prompt))
-    assert [other[n] == digests[n] for n in range(1, 6)] == [True, False, False, False, False]  # cumulative from stage 2
+    assert [other[n] == digests[n] for n in range(1, 6)] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]  # cumulative from stage 2
     role = tmp_path / "d.toml"
-    role.write_text('[corpus]\npath = "clips"\n[models.endpoint]\nbackend = "openai"\nmodel = "served"\n[stage3]\nvlm = "endpoint"\n')
+    role.write_text(
+        '[corpus]\npath = "clips"\n[models.endpoint]\nbackend = "openai"\nmodel = "served"\n[stage3]\nvlm = "endpoint"\n'
+    )
     cfg = load_config(role)
-    assert cfg.role(3, "vlm")["backend"] == "openai" and cfg.role(3, "vlm")["boxes"] == "relative"  # the rest from [models.vlm]
+    assert (
+        cfg.role(3, "vlm")["backend"] == "openai" and cfg.role(3, "vlm")["boxes"] == "relative"
+    )  # the rest from [models.vlm]
     assert cfg.role(2, "vlm")["backend"] == "local"
     example = load_config(Path(__file__).resolve().parents[1] / "examples" / "synth.toml")
     assert example.stage(3)["concurrency"] == 3 and example.role(3, "animator")["model"].startswith("Wan-AI/")
     bad = tmp_path / "e.toml"
-    for text, match in (('[video]\nwidht = 96\n[models.vlm]\nbackend = "local"\nmodle = "x"\n', "video.widht, models.vlm.modle"),
-                        ('[thresholds.stage2]\nmin_overal = 7\n', "thresholds.stage2.min_overal"),
-                        ('themes = ["underwater"]\n', "underwater"), ('[stage2]\nscorer = "nowhere"\n', "nowhere")):
+    for text, match in (
+        ('[video]\nwidht = 96\n[models.vlm]\nbackend = "local"\nmodle = "x"\n', "video.widht, models.vlm.modle"),
+        ("[thresholds.stage2]\nmin_overal = 7\n", "thresholds.stage2.min_overal"),
+        ('themes = ["underwater"]\n', "underwater"),
+        ('[stage2]\nscorer = "nowhere"\n', "nowhere"),
+    ):
         bad.write_text(text)
         with pytest.raises(ConfigError, match=match):
             load_config(bad)
@@ -322,7 +376,13 @@ def test_a_worker_of_a_killed_run_decides_nothing_once_a_new_run_owns_the_folder
     layout.work.mkdir(parents=True)
     layout.run_file.write_text(json.dumps({"run": "new"}))
     step = pipeline_steps(cfg, 1, 1)[0]
-    record = {"id": "Sparkle_location_000000", "theme": "location", "source": str(tmp_path / "clips" / "a.mp4"), "start": 1, "stop": 1}
+    record = {
+        "id": "Sparkle_location_000000",
+        "theme": "location",
+        "source": str(tmp_path / "clips" / "a.mp4"),
+        "start": 1,
+        "stop": 1,
+    }
     with pytest.raises(RunSuperseded):
         apply(step, None, RunContext(cfg, stage_digests(cfg), "old"), record)
     assert latest_decisions(layout, 1) == {}
@@ -338,7 +398,11 @@ def test_source_plan_keeps_ids_when_the_corpus_grows(tmp_path):
     for index, clip in enumerate(clips):
         clip.write_bytes(f"clip {index}".encode() * 100)
     first = plan_sources(layout, clips[:3], ["location", "time"], "Sparkle").samples
-    assert all(e["id"] == f"Sparkle_{e['theme']}_{e['id'][-12:]}" and len(e["id"].rsplit("_", 1)[1]) == 12 for e in first)
+    assert all(
+        e["id"] == f"Sparkle_{e['theme']}_{e['id'][-12:]}" and len(e["id"].rsplit("_", 1)[1]) == 12 for e in first
+    )
     grown = plan_sources(layout, clips, ["location", "time"], "Sparkle").samples
     assert grown[:3] == first and len({e["id"] for e in grown}) == 5
-    assert plan_sources(layout, list(reversed(clips)), ["location", "time"], "Sparkle").samples == grown  # in plan order
+    assert (
+        plan_sources(layout, list(reversed(clips)), ["location", "time"], "Sparkle").samples == grown
+    )  # in plan order

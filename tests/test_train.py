@@ -45,7 +45,14 @@ def pairs(demo_root, tmp_path_factory) -> Path:
     for theme in ("time", "season"):
         source = sorted((demo_root / "source_videos" / theme).glob("*.mp4"))[0]
         target = next((demo_root / "reference" / theme).rglob(f"{source.stem}_edited.mp4"))
-        rows.append({"prompt": f"Replace the background: {theme}.", "src_video": str(source), "tgt_video": str(target), "task": source.stem})
+        rows.append(
+            {
+                "prompt": f"Replace the background: {theme}.",
+                "src_video": str(source),
+                "tgt_video": str(target),
+                "task": source.stem,
+            }
+        )
     (root / "prompts").mkdir()
     with open(root / "prompts" / "demo_train.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["prompt", "src_video", "tgt_video", "task"])
@@ -55,9 +62,26 @@ def pairs(demo_root, tmp_path_factory) -> Path:
 
 
 def config_file(tmp_path: Path, start: Path, pairs: Path, **extra) -> Path:
-    settings = dict(start=str(start), roots=[str(pairs)], themes=["demo"], num_frames=5, pixel_budget=4096, workers=0,
-                    qwen_lora_rank=4, lr=1e-3, lr_schedule="warmup", warmup_steps=1, grad_accum=1, mixed_precision="no", weights="fp32",
-                    gradient_checkpointing=False, out=str(tmp_path / "run"), log_with=[], steps=6, save_every=3)
+    settings = dict(
+        start=str(start),
+        roots=[str(pairs)],
+        themes=["demo"],
+        num_frames=5,
+        pixel_budget=4096,
+        workers=0,
+        qwen_lora_rank=4,
+        lr=1e-3,
+        lr_schedule="warmup",
+        warmup_steps=1,
+        grad_accum=1,
+        mixed_precision="no",
+        weights="fp32",
+        gradient_checkpointing=False,
+        out=str(tmp_path / "run"),
+        log_with=[],
+        steps=6,
+        save_every=3,
+    )
     settings.update(extra)
     lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
     path = tmp_path / "train.toml"
@@ -68,7 +92,9 @@ def config_file(tmp_path: Path, start: Path, pairs: Path, **extra) -> Path:
 def fixed_draw_loss(model, samples) -> float:
     objective = FlowMatchingObjective(model)
     with torch.no_grad():
-        return float(np.mean([float(objective(s, torch.Generator().manual_seed(1000 + k))) for s in samples for k in range(8)]))
+        return float(
+            np.mean([float(objective(s, torch.Generator().manual_seed(1000 + k))) for s in samples for k in range(8)])
+        )
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -76,12 +102,15 @@ def losses(run: Path) -> dict[int, float]:
 
 
 def test_tiny_model_overfits_two_pairs(start, pairs, tmp_path):
-    config = config_file(tmp_path, start, pairs, steps=100, save_every=100, log_with=["tensorboard"],
-                         max_grad_norm=0.0)  # unclipped, so 100 steps at lr 1e-3 overfit
+    config = config_file(
+        tmp_path, start, pairs, steps=100, save_every=100, log_with=["tensorboard"], max_grad_norm=0.0
+    )  # unclipped, so 100 steps at lr 1e-3 overfit
     assert main(["train", str(config)]) == 0
     run = tmp_path / "run"
     checkpoint = run / "checkpoints" / "step-000100"
-    assert (checkpoint / "model.safetensors").is_file() and json.loads((checkpoint / "kiwi.json").read_text())["step"] == 100
+    assert (checkpoint / "model.safetensors").is_file() and json.loads((checkpoint / "kiwi.json").read_text())[
+        "step"
+    ] == 100
     assert list((run / "logs").rglob("events.out.tfevents*"))  # TensorBoard got the metrics
     samples = [PairDataset(read_pairs([str(pairs)], ["demo"]), 5, 4096, 32, "truncate")[i] for i in range(2)]
     base, tuned = load_folder(start), open_kiwi(str(checkpoint), torch.float32)
@@ -124,15 +153,38 @@ def test_a_trained_checkpoint_runs_through_the_eval_model_option(start, pairs, t
     checkpoint = tmp_path / "run/checkpoints/step-000001"
     keys = load_file(checkpoint / "model.safetensors")
     assert "dit.blocks.0.self_attn.q.weight" in keys and "mllm.connetor.2.weight" in keys  # DiffSynth layout
-    assert main(["infer", "--bench", "demo", "--ids", "Demo_time_000", "--model", f"kiwi-sparkle:{checkpoint}",
-                 "--runs-dir", str(tmp_path / "runs"), "--model-option", "pixel_budget=4096",
-                 "--model-option", "steps=2", "--model-option", "max_frames=5"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--bench",
+                "demo",
+                "--ids",
+                "Demo_time_000",
+                "--model",
+                f"kiwi-sparkle:{checkpoint}",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--model-option",
+                "pixel_budget=4096",
+                "--model-option",
+                "steps=2",
+                "--model-option",
+                "max_frames=5",
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "runs").rglob("Demo_time_000_edited.mp4"))) == 1
 
 
 def test_lora_only_training_leaves_every_other_weight_untouched(start, pairs, tmp_path):
-    config = load_config(config_file(tmp_path, start, pairs, dit="lora", dit_lora_rank=4, queries=False, connector=False,
-                                     source_embedder=False), {})
+    config = load_config(
+        config_file(
+            tmp_path, start, pairs, dit="lora", dit_lora_rank=4, queries=False, connector=False, source_embedder=False
+        ),
+        {},
+    )
     model = load_folder(start)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     names = make_trainable(model, config, Start(qwen_lora=None))
@@ -178,7 +230,22 @@ def test_train_data_builds_the_training_layout(demo_root, tmp_path):
     prompts.append({"id": "Broken", "prompt": "x"})
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
     out = tmp_path / "dataset"
-    assert main(["train-data", str(pairs), "--out", str(out), "--theme", "mine", "--prompts", str(tmp_path / "prompts.jsonl"), "--strict"]) == 3
+    assert (
+        main(
+            [
+                "train-data",
+                str(pairs),
+                "--out",
+                str(out),
+                "--theme",
+                "mine",
+                "--prompts",
+                str(tmp_path / "prompts.jsonl"),
+                "--strict",
+            ]
+        )
+        == 3
+    )
     found = read_pairs([str(out)], ["mine"])
     assert [p.id for p in found] == [p["id"] for p in prompts[:2]] and found[0].prompt == prompts[0]["prompt"]
     assert found[0].source.is_file() and found[0].target.is_file()

@@ -20,9 +20,9 @@ from sparkle_bench.models.base import WeightsError
 from sparkle_bench.models.kiwi.folders import save_folder
 from sparkle_bench.models.kiwi.sidecar import entry, fingerprint, sidecar_text
 from sparkle_bench.models.kiwi.sources import open_kiwi
+from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 
 from .test_train import WIDE, config_file, pairs  # noqa: F401 (fixture)
-from sparkle_bench.testing.tiny_kiwi import tiny_kiwi_model
 
 SMALL = ["--model-option", "pixel_budget=4096", "--model-option", "steps=2", "--model-option", "max_frames=5"]
 
@@ -48,8 +48,21 @@ def trained(tmp_path_factory, pairs) -> dict:  # noqa: F811
 
 
 def infer(checkpoint: Path, runs: Path, *options: str) -> int:
-    return main(["infer", "--bench", "demo", "--ids", "Demo_time_000", "--model", f"kiwi-sparkle:{checkpoint}",
-                 "--runs-dir", str(runs), *SMALL, *(x for o in options for x in ("--model-option", o))])
+    return main(
+        [
+            "infer",
+            "--bench",
+            "demo",
+            "--ids",
+            "Demo_time_000",
+            "--model",
+            f"kiwi-sparkle:{checkpoint}",
+            "--runs-dir",
+            str(runs),
+            *SMALL,
+            *(x for o in options for x in ("--model-option", o)),
+        ]
+    )
 
 
 def dit(model) -> dict[str, torch.Tensor]:
@@ -107,8 +120,9 @@ def test_a_run_moved_with_its_base_finds_it_by_the_relative_path(trained, base_m
     assert model.encoder.qwen.config is not None and model.transformer is not None
 
 
-def test_a_missing_base_fails_in_one_line_then_the_override_loads_it(trained, base_moved, tmp_path, monkeypatch,
-                                                                    capsys):
+def test_a_missing_base_fails_in_one_line_then_the_override_loads_it(
+    trained, base_moved, tmp_path, monkeypatch, capsys
+):
     copy = shutil.copytree(trained["checkpoint"], tmp_path / "copied" / "step-000002")
     monkeypatch.chdir(tmp_path)
     assert infer(copy, tmp_path / "runs") == 2
@@ -165,7 +179,6 @@ def test_hub_bases_are_recorded_with_their_revision_and_found_from_the_cache(tmp
     from huggingface_hub import constants
 
     from sparkle_bench.models import load_model
-
     from sparkle_bench.testing.hub_layout import KIWI_SPARKLE, QWEN, WAN_BASE, build_hub_repo, install_in_cache
 
     cache = tmp_path / "cache"
@@ -176,8 +189,10 @@ def test_hub_bases_are_recorded_with_their_revision_and_found_from_the_cache(tmp
     assert record == {"hub": WAN_BASE, "revision": "a" * 40, "fingerprint": fingerprint(base)}
     checkpoint = build_hub_repo(KIWI_SPARKLE, tmp_path / "repos")
     (checkpoint / "kiwi.json").write_text(sidecar_text({"base": record, "mllm": entry(qwen)}, checkpoint))
-    assert {(r.repo_id, r.revision) for r in load_model(f"kiwi-sparkle:{checkpoint}", {}).hub_repos()} == \
-        {(WAN_BASE, "a" * 40), (QWEN, "b" * 40)}
+    assert {(r.repo_id, r.revision) for r in load_model(f"kiwi-sparkle:{checkpoint}", {}).hub_repos()} == {
+        (WAN_BASE, "a" * 40),
+        (QWEN, "b" * 40),
+    }
     assert open_kiwi(str(checkpoint), torch.float32) is not None
     stale = {"base": {**record, "revision": "c" * 40}, "mllm": entry(qwen)}  # not cached; main has the same weights
     (checkpoint / "kiwi.json").write_text(sidecar_text(stale, checkpoint))

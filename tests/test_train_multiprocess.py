@@ -26,8 +26,19 @@ from .test_train import config_file, losses, pairs, start  # noqa: F401 (fixture
 def torchrun(config: Path, *flags: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "sparkle_bench.cli", "train", str(config), *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "sparkle_bench.cli",
+        "train",
+        str(config),
+        *flags,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
@@ -37,8 +48,18 @@ def torchrun(config: Path, *flags: str) -> subprocess.CompletedProcess:
 def ddp_run(start, pairs, tmp_path_factory, demo_root) -> Path:  # noqa: F811
     """2 steps of a 2-process DDP job, evaluated at the end by the hook."""
     root = tmp_path_factory.mktemp("ddp")
-    torchrun(config_file(root, start, pairs, steps=2, save_every=2, eval_bench="demo", eval_subset="smoke",
-                         eval_options=["pixel_budget=4096", "steps=2", "max_frames=5"]))
+    torchrun(
+        config_file(
+            root,
+            start,
+            pairs,
+            steps=2,
+            save_every=2,
+            eval_bench="demo",
+            eval_subset="smoke",
+            eval_options=["pixel_budget=4096", "steps=2", "max_frames=5"],
+        )
+    )
     return root / "run"
 
 

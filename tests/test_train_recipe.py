@@ -87,7 +87,9 @@ def test_resize_crop_is_torchvisions_bilinear_resize_then_centre_crop():
     for size in [(128, 64), (64, 64), (96, 160)]:
         image = Image.fromarray(frame)
         scale = max(size[0] / image.width, size[1] / image.height)  # upstream's crop_and_resize
-        image = resize(image, (round(image.height * scale), round(image.width * scale)), interpolation=InterpolationMode.BILINEAR)
+        image = resize(
+            image, (round(image.height * scale), round(image.width * scale)), interpolation=InterpolationMode.BILINEAR
+        )
         expected = np.asarray(center_crop(image, (size[1], size[0])))
         assert np.array_equal(resize_crop(frame, size), expected)
 
@@ -122,10 +124,23 @@ def diffsynth_start(tmp_path_factory) -> Path:
 
 
 def test_a_diffsynth_start_continues_its_lora_and_exports_pairs_in_bf16(diffsynth_start, pairs, tmp_path):  # noqa: F811
-    config = config_file(tmp_path, diffsynth_start, pairs, steps=1, save_every=1, qwen_lora_rank=64,
-                         weights="bf16", mixed_precision="bf16")  # the recipe's precision (its own process: accelerate's state is per process)
-    done = subprocess.run([sys.executable, "-m", "sparkle_bench.cli", "train", str(config)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    config = config_file(
+        tmp_path,
+        diffsynth_start,
+        pairs,
+        steps=1,
+        save_every=1,
+        qwen_lora_rank=64,
+        weights="bf16",
+        mixed_precision="bf16",
+    )  # the recipe's precision (its own process: accelerate's state is per process)
+    done = subprocess.run(
+        [sys.executable, "-m", "sparkle_bench.cli", "train", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     checkpoint = tmp_path / "run/checkpoints/step-000001"
     exported, started = load_file(checkpoint / "model.safetensors"), load_file(diffsynth_start)
@@ -151,8 +166,22 @@ def test_a_diffsynth_start_continues_its_lora_and_exports_pairs_in_bf16(diffsynt
 def test_the_example_config_is_upstreams_recipe():
     example = load_config(Path(__file__).resolve().parents[1] / "examples" / "train_kiwi_sparkle.toml", {})
     recipe = TrainConfig()
-    for name in ("start", "resize", "qwen_max_pixels", "lr_schedule", "max_grad_norm", "weights", "lr", "weight_decay",
-                 "grad_accum", "batch_size", "num_frames", "pixel_budget", "qwen_lora_rank", "dit"):
+    for name in (
+        "start",
+        "resize",
+        "qwen_max_pixels",
+        "lr_schedule",
+        "max_grad_norm",
+        "weights",
+        "lr",
+        "weight_decay",
+        "grad_accum",
+        "batch_size",
+        "num_frames",
+        "pixel_budget",
+        "qwen_lora_rank",
+        "dit",
+    ):
         assert getattr(example, name) == getattr(recipe, name), name
     assert example.engine == "deepspeed" and example.offload_optimizer  # upstream's ZeRO-2 with CPU offload
 

@@ -25,9 +25,19 @@ CLIP, FRAMES, SIZE, FPS = "Sparkle_time_000028", 33, (320, 180), 16
 AV1_ENCODER = next((c for c in ("libsvtav1", "libaom-av1", "librav1e") if c in av.codecs_available), None)
 
 
-def encode(path: Path, frames: np.ndarray, fps: float = FPS, codec: str = "libx264", pix_fmt: str = "yuv420p",
-           fmt: str | None = None, options: dict | None = None, times: list[float] | None = None, rotation: int = 0,
-           audio: bool = False, faststart: bool = False) -> Path:
+def encode(
+    path: Path,
+    frames: np.ndarray,
+    fps: float = FPS,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    fmt: str | None = None,
+    options: dict | None = None,
+    times: list[float] | None = None,
+    rotation: int = 0,
+    audio: bool = False,
+    faststart: bool = False,
+) -> Path:
     """Write RGB frames with PyAV: any codec/container/pixel format, explicit presentation ``times``
     (seconds: variable frame rate), a display rotation (degrees counterclockwise, as phones store
     it; the frames are stored turned back), an audio track, the index first (``faststart``)."""
@@ -94,8 +104,15 @@ H264 = {"options": {"crf": "17"}}
 X265 = {"crf": "14", "x265-params": "log-level=none"}
 # How far an ok variant's scores may be from the h264 original's: re-encoding noise (3x the largest
 # change measured over these codecs), and resampling (other sizes, other frame times).
-NOISE = {"fg_psnr": 0.6, "fg_ssim": 0.06, "fg_motion": 0.01, "bg_change": 0.005, "bg_dynamics": 0.25, "bg_static": 0.0,
-         "bg_flicker": 0.003}
+NOISE = {
+    "fg_psnr": 0.6,
+    "fg_ssim": 0.06,
+    "fg_motion": 0.01,
+    "bg_change": 0.005,
+    "bg_dynamics": 0.25,
+    "bg_static": 0.0,
+    "bg_flicker": 0.003,
+}
 RESAMPLED = NOISE | {"fg_psnr": 1.5, "fg_ssim": 0.2, "fg_motion": 0.3, "bg_change": 0.01}
 VFR_TIMES = _jittered(25)
 # name: (how to make it from the edited frames `f` into path `p`, outcome, score tolerances or a phrase of the reason).
@@ -105,12 +122,23 @@ CASES = {
     "h264": (lambda f, p: encode(p, f, **H264), "ok", NOISE),
     "hevc-8bit": (lambda f, p: encode(p, f, codec="libx265", options=X265), "ok", NOISE),
     "hevc-10bit": (lambda f, p: encode(p, f, codec="libx265", pix_fmt="yuv420p10le", options=X265), "ok", NOISE),
-    "vp9-webm-named-mp4": (lambda f, p: encode(p, f, codec="libvpx-vp9", fmt="webm", options={"crf": "20", "b": "0"}),
-                           "ok", NOISE),
-    "prores-mov": (lambda f, p: encode(p.with_suffix(".mov"), f, codec="prores_ks", pix_fmt="yuv422p10le"),
-                   "ok", NOISE),
-    "mjpeg-avi": (lambda f, p: encode(p.with_suffix(".avi"), f, codec="mjpeg", pix_fmt="yuvj420p",
-                                      options={"qmin": "1", "qmax": "2"}), "ok", NOISE),
+    "vp9-webm-named-mp4": (
+        lambda f, p: encode(p, f, codec="libvpx-vp9", fmt="webm", options={"crf": "20", "b": "0"}),
+        "ok",
+        NOISE,
+    ),
+    "prores-mov": (
+        lambda f, p: encode(p.with_suffix(".mov"), f, codec="prores_ks", pix_fmt="yuv422p10le"),
+        "ok",
+        NOISE,
+    ),
+    "mjpeg-avi": (
+        lambda f, p: encode(
+            p.with_suffix(".avi"), f, codec="mjpeg", pix_fmt="yuvj420p", options={"qmin": "1", "qmax": "2"}
+        ),
+        "ok",
+        NOISE,
+    ),
     "av1": (lambda f, p: encode(p, f, codec=AV1_ENCODER, options={"crf": "20", "preset": "10"}), "ok", NOISE),
     "h264-444": (lambda f, p: encode(p, f, pix_fmt="yuv444p", **H264), "ok", NOISE),
     "audio-track": (lambda f, p: encode(p, f, audio=True, **H264), "ok", NOISE),
@@ -122,8 +150,11 @@ CASES = {
     "odd-319x179": (lambda f, p: encode(p, _resize(f, (319, 179)), pix_fmt="yuv444p", **H264), "ok", RESAMPLED),
     "17-of-33-frames": (lambda f, p: encode(p, f[:17], **H264), "short", "covers 17 of the protocol's 33"),
     "1-frame": (lambda f, p: encode(p, f[:1], **H264), "short", "too few to measure motion"),
-    "portrait": (lambda f, p: encode(p, np.ascontiguousarray(f[:, :, 110:210]), **H264),
-                 "orientation", "portrait 100x180"),
+    "portrait": (
+        lambda f, p: encode(p, np.ascontiguousarray(f[:, :, 110:210]), **H264),
+        "orientation",
+        "portrait 100x180",
+    ),
     "zero-byte": (lambda f, p: p.write_bytes(b"") or p, "failed", "zero-byte"),
     "text": (lambda f, p: (p.write_text("this is not a video\n" * 50), p)[1], "failed", "corrupt or not a video"),
     "half-written": (lambda f, p: _half(encode(p, f, **H264)), "failed", "cannot open"),  # no index yet

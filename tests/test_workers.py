@@ -47,8 +47,24 @@ def _processes_with(marker: str) -> list[int]:
 def test_one_and_two_workers_write_identical_records(outputs, tmp_path):
     runs = tmp_path / "runs"
     for workers in ("1", "2"):
-        assert main(["score", "--bench", "demo", "--model", f"precomputed:{outputs}", "--runs-dir", str(runs),
-                     "--run-name", f"w{workers}", "--workers", workers]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    "--bench",
+                    "demo",
+                    "--model",
+                    f"precomputed:{outputs}",
+                    "--runs-dir",
+                    str(runs),
+                    "--run-name",
+                    f"w{workers}",
+                    "--workers",
+                    workers,
+                ]
+            )
+            == 0
+        )
     one, two = run_records(runs / "w1"), run_records(runs / "w2")
     assert _without_timing(one) == _without_timing(two)
     assert len(one) == 12 and [r["status"] for r in one.values()].count("ok") == 11
@@ -57,11 +73,24 @@ def test_one_and_two_workers_write_identical_records(outputs, tmp_path):
 
 
 def test_kill_with_two_workers_then_resume_matches_uninterrupted(outputs, tmp_path):
-    args = ["--bench", "demo", "--model", f"precomputed:{outputs}", "--runs-dir", str(tmp_path / "runs"), "--workers", "2"]
+    args = [
+        "--bench",
+        "demo",
+        "--model",
+        f"precomputed:{outputs}",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--workers",
+        "2",
+    ]
     assert main(["eval", *args, "--run-name", "clean"]) == 0
     tag = f"{os.getpid()}-{time.time_ns()}"  # in the environment of the run and of its workers
-    proc = subprocess.Popen([sys.executable, "-m", "sparkle_bench.cli", "eval", *args, "--run-name", "killed"],
-                            env={**os.environ, "SPARKLE_TEST_RUN": tag}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparkle_bench.cli", "eval", *args, "--run-name", "killed"],
+        env={**os.environ, "SPARKLE_TEST_RUN": tag},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     records = tmp_path / "runs/killed/samples.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not records.exists() or records.read_text().count("\n") < 3):
@@ -76,5 +105,7 @@ def test_kill_with_two_workers_then_resume_matches_uninterrupted(outputs, tmp_pa
     assert _processes_with(f"SPARKLE_TEST_RUN={tag}") == [], "workers outlived their killed parent"
     assert main(["eval", *args, "--run-name", "killed"]) == 0
     lines = records.read_text().splitlines()
-    assert sorted(json.loads(line)["id"] for line in lines) == sorted(run_records(tmp_path / "runs/clean"))  # none twice
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(
+        run_records(tmp_path / "runs/clean")
+    )  # none twice
     assert (tmp_path / "runs/killed/summary.csv").read_text() == (tmp_path / "runs/clean/summary.csv").read_text()

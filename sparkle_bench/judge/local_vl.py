@@ -35,8 +35,15 @@ def sample_video(path, frames: int, max_pixels: int) -> tuple[np.ndarray, dict]:
 class LocalQwenVL(JudgeBackend):
     name = "local"
 
-    def __init__(self, model: str = "Qwen/Qwen2.5-VL-7B-Instruct", *, frames: int = 16, max_pixels: int = 360 * 640,
-                 max_new_tokens: int = 64, device: str | None = None):
+    def __init__(
+        self,
+        model: str = "Qwen/Qwen2.5-VL-7B-Instruct",
+        *,
+        frames: int = 16,
+        max_pixels: int = 360 * 640,
+        max_new_tokens: int = 64,
+        device: str | None = None,
+    ):
         self.model = model
         self.frames, self.max_pixels, self.max_new_tokens = frames, max_pixels, max_new_tokens
         self.view = f"frames{frames}|px{max_pixels}|greedy{max_new_tokens}"
@@ -62,25 +69,37 @@ class LocalQwenVL(JudgeBackend):
             self._processor = AutoProcessor.from_pretrained(self.model)
             self._model = AutoModelForImageTextToText.from_pretrained(self.model, dtype=dtype).to(device).eval()
         except OSError as exc:
-            raise JudgeFatal(f"cannot load judge model {self.model!r} (local folder or cached hub id): {str(exc).splitlines()[0]}") from exc
+            raise JudgeFatal(
+                f"cannot load judge model {self.model!r} (local folder or cached hub id): {str(exc).splitlines()[0]}"
+            ) from exc
 
     def ask(self, conversation: Conversation, control: RequestControl) -> str:
         import torch
 
         self._load()
         control.take()
-        content = [{"type": "text", "text": conversation.prompt}, {"type": "text", "text": "Source video:"}, {"type": "video"},
-                   {"type": "text", "text": "Edited video:"}, {"type": "video"}]
+        content = [
+            {"type": "text", "text": conversation.prompt},
+            {"type": "text", "text": "Source video:"},
+            {"type": "video"},
+            {"type": "text", "text": "Edited video:"},
+            {"type": "video"},
+        ]
         messages = [{"role": "user", "content": content}]
         for i, text in enumerate(conversation.turns):
-            messages.append({"role": "assistant" if i % 2 == 0 else "user", "content": [{"type": "text", "text": text}]})
+            messages.append(
+                {"role": "assistant" if i % 2 == 0 else "user", "content": [{"type": "text", "text": text}]}
+            )
         text = self._processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        videos, metadata = zip(*(sample_video(p, self.frames, self.max_pixels) for p in (conversation.source, conversation.edited)))
-        inputs = self._processor(text=[text], videos=list(videos), video_metadata=list(metadata), return_tensors="pt",
-                                 do_sample_frames=False).to(self._model.device)
+        videos, metadata = zip(
+            *(sample_video(p, self.frames, self.max_pixels) for p in (conversation.source, conversation.edited))
+        )
+        inputs = self._processor(
+            text=[text], videos=list(videos), video_metadata=list(metadata), return_tensors="pt", do_sample_frames=False
+        ).to(self._model.device)
         with torch.inference_mode():
             out = self._model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
-        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]
 
     def estimate_tokens(self, seconds: float) -> int:
         width, height = frame_size(1280, 720, self.max_pixels)

@@ -48,19 +48,39 @@ class OpenAICompatible(JudgeBackend):
     name = "openai"
 
     def __init__(
-        self, model: str, base_url: str | None = None, api_key: str | None = None, *, api_key_env: str | None = None,
-        temperature: float = 0.0, seed: int | None = 42, max_tokens: int | None = None, timeout: float = 300.0,
-        retries: int = 5, backoff: float = 2.0, max_backoff: float = 120.0, video_as: str = "video_url", frames: int = 16,
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        api_key_env: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = 42,
+        max_tokens: int | None = None,
+        timeout: float = 300.0,
+        retries: int = 5,
+        backoff: float = 2.0,
+        max_backoff: float = 120.0,
+        video_as: str = "video_url",
+        frames: int = 16,
     ):
         if video_as not in ("video_url", "frames"):
             raise ValueError(f"video_as must be 'video_url' or 'frames', not {video_as!r}")
         self.model = model
-        base_url = base_url or os.environ.get("SPARKLE_JUDGE_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or GOOGLE_OPENAI_URL
+        base_url = (
+            base_url
+            or os.environ.get("SPARKLE_JUDGE_BASE_URL")
+            or os.environ.get("OPENAI_BASE_URL")
+            or GOOGLE_OPENAI_URL
+        )
         self.url = base_url.rstrip("/") + "/chat/completions"
         names = (api_key_env,) if api_key_env else KEY_VARIABLES
         self._key = api_key or next((os.environ[n] for n in names if os.environ.get(n)), None)
-        self.options = {"temperature": temperature, **({"seed": seed} if seed is not None else {}),
-                        **({"max_tokens": max_tokens} if max_tokens else {})}
+        self.options = {
+            "temperature": temperature,
+            **({"seed": seed} if seed is not None else {}),
+            **({"max_tokens": max_tokens} if max_tokens else {}),
+        }
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self.video_as, self.frames = video_as, frames
         self.view = f"{video_as}{frames if video_as == 'frames' else ''}|{sorted(self.options.items())}"
@@ -77,7 +97,12 @@ class OpenAICompatible(JudgeBackend):
         parts = []
         for frame in read_frames(path, indices=np.linspace(0, count - 1, min(self.frames, count)).round().astype(int)):
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-            parts.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()}"}})
+            parts.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()}"},
+                }
+            )
         return parts
 
     def messages(self, conversation: Conversation) -> list[dict]:
@@ -115,14 +140,18 @@ class OpenAICompatible(JudgeBackend):
                     continue
             if status in (401, 403):
                 control.stop.set()  # no other worker may send another request with this key
-                raise JudgeFatal(f"HTTP {status} from {self.url}: the API key was refused (set it in ${' or $'.join(KEY_VARIABLES)})")
+                raise JudgeFatal(
+                    f"HTTP {status} from {self.url}: the API key was refused (set it in ${' or $'.join(KEY_VARIABLES)})"
+                )
             if status == 429 or status >= 500:
                 waited = retry_after_seconds(response.headers.get("retry-after"))
                 if waited is not None:
                     delay = waited + random.uniform(0, 0.1 * waited + 0.05)
                 if status == 429:
                     control.pause_all(delay)
-                last = f"HTTP {status}" + (f" (Retry-After {response.headers['retry-after']})" if waited is not None else "")
+                last = f"HTTP {status}" + (
+                    f" (Retry-After {response.headers['retry-after']})" if waited is not None else ""
+                )
                 continue
             raise TransportError(f"HTTP {status}: {_short(response.text)}")
         raise TransportError(f"gave up after {self.retries + 1} attempts, last: {last}")

@@ -20,7 +20,8 @@ class AnswerError(ValueError):
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _LINE = re.compile(
     r"^[\s>*_#`-]*(?:\d+[.)]\s*)?(?P<name>[^:=\d][^:=\-\u2013\u2014]*?)[\s*_`]*(?:[:=]|\s[-\u2013\u2014])\s*[*_`]*\s*"
-    + _NUMBER + r"\s*(?:/\s*5)?[\s*_`.]*(?P<rest>.*)$"
+    + _NUMBER
+    + r"\s*(?:/\s*5)?[\s*_`.]*(?P<rest>.*)$"
 )
 
 

@@ -48,8 +48,12 @@ class Rubric:
         """The text the judge reads, with the instruction filled in."""
         if self.custom_text is not None:
             return fill_instruction(self.custom_text, instruction)
-        lines = [self.intro.strip().replace("{instruction}", instruction), "",
-                 "Score each dimension with an integer from 1 (worst) to 5 (best):", ""]
+        lines = [
+            self.intro.strip().replace("{instruction}", instruction),
+            "",
+            "Score each dimension with an integer from 1 (worst) to 5 (best):",
+            "",
+        ]
         lines += [f"{i}. {d.title}: {d.guide}" for i, d in enumerate(self.dimensions, 1)]
         lines += ["", self.answer_format()]
         return "\n".join(lines)
@@ -73,7 +77,10 @@ def load_rubric(name: str) -> Rubric:
     for path in sorted(RUBRIC_DIR.glob("*.toml")):
         data = tomllib.loads(path.read_text())
         if name in (path.stem, data["name"], data["version"]):
-            dims = tuple(Dimension(d["key"], d["title"], d.get("guide", ""), tuple(d.get("aliases", ()))) for d in data["dimensions"])
+            dims = tuple(
+                Dimension(d["key"], d["title"], d.get("guide", ""), tuple(d.get("aliases", ())))
+                for d in data["dimensions"]
+            )
             return Rubric(data["name"], data["version"], dims, data["intro"], data.get("cap_to_first", True))
     raise RubricError(f"unknown rubric {name!r}; built-in: {', '.join(builtin_names())}")
 

@@ -70,15 +70,22 @@ def _conversation(sample: Sample, edited: Path, rubric: Rubric) -> Conversation:
 
 
 def _key(conversation: Conversation, settings: JudgeSettings, digests: tuple[str, str]) -> str:
-    return request_key({
-        "judge_model": settings.backend.model, "backend": settings.backend.name, "view": settings.backend.view,
-        "rubric_version": settings.rubric.version, "prompt": conversation.prompt, "videos": digests,
-        "turns": list(conversation.turns),
-    })
+    return request_key(
+        {
+            "judge_model": settings.backend.model,
+            "backend": settings.backend.name,
+            "view": settings.backend.view,
+            "rubric_version": settings.rubric.version,
+            "prompt": conversation.prompt,
+            "videos": digests,
+            "turns": list(conversation.turns),
+        }
+    )
 
 
-def judge_sample(sample: Sample, edited: Path, digests: tuple[str, str], settings: JudgeSettings,
-                 control: RequestControl) -> dict:
+def judge_sample(
+    sample: Sample, edited: Path, digests: tuple[str, str], settings: JudgeSettings, control: RequestControl
+) -> dict:
     """Ask (or recall) the judge until the answer parses or the re-asks are used up.
     ``digests``: content hashes of the source and edited videos, part of every request's key."""
     rubric, backend, cache = settings.rubric, settings.backend, settings.cache
@@ -93,8 +100,16 @@ def judge_sample(sample: Sample, edited: Path, digests: tuple[str, str], setting
             if entry is None:
                 answer = redact(backend.ask(conversation, control), backend.secrets())  # an echoed key is never stored
                 sent += 1
-                cache.put(key, {"answer": answer, "judge_model": backend.model, "rubric_version": rubric.version,
-                                "sample": sample.id, "created": _timestamp()})
+                cache.put(
+                    key,
+                    {
+                        "answer": answer,
+                        "judge_model": backend.model,
+                        "rubric_version": rubric.version,
+                        "sample": sample.id,
+                        "created": _timestamp(),
+                    },
+                )
             else:
                 answer = entry["answer"]
             answers.append(answer)
@@ -102,13 +117,30 @@ def judge_sample(sample: Sample, edited: Path, digests: tuple[str, str], setting
                 scores = parse_answer(answer, rubric)
             except AnswerError as exc:
                 reasons.append(str(exc))
-                conversation = conversation.followed_by(answer, f"Your reply could not be read: {exc}.\n{rubric.answer_format()}")
+                conversation = conversation.followed_by(
+                    answer, f"Your reply could not be read: {exc}.\n{rubric.answer_format()}"
+                )
                 key = _key(conversation, settings, digests)
                 continue
-            return {"status": "ok", "judge": score_columns(scores, rubric), "scores_raw": scores,
-                    "answers": answers, "reasons": reasons, "key": sample_key, "requests": sent}
-    return {"status": "failed", "reason": f"unreadable answer after {len(answers)} tries: {reasons[-1]}", "judge": {},
-            "answers": answers, "reasons": reasons, "key": sample_key, "requests": sent, "final": True}
+            return {
+                "status": "ok",
+                "judge": score_columns(scores, rubric),
+                "scores_raw": scores,
+                "answers": answers,
+                "reasons": reasons,
+                "key": sample_key,
+                "requests": sent,
+            }
+    return {
+        "status": "failed",
+        "reason": f"unreadable answer after {len(answers)} tries: {reasons[-1]}",
+        "judge": {},
+        "answers": answers,
+        "reasons": reasons,
+        "key": sample_key,
+        "requests": sent,
+        "final": True,
+    }
 
 
 def _done(previous: dict | None, edited_digest: str | None) -> bool:
@@ -117,32 +149,64 @@ def _done(previous: dict | None, edited_digest: str | None) -> bool:
         return False
     if edited_digest is None:
         return previous.get("status") == "missing"
-    return previous.get("edited_digest") == edited_digest and (previous["status"] == "ok" or previous.get("final", False))
+    return previous.get("edited_digest") == edited_digest and (
+        previous["status"] == "ok" or previous.get("final", False)
+    )
 
 
 def judge_run(
-    bench: Bench, adapter: ModelAdapter, outputs: Path, run_dir: Path, settings: JudgeSettings,
-    control: RequestControl, shard: tuple[int, int] = (0, 1),
+    bench: Bench,
+    adapter: ModelAdapter,
+    outputs: Path,
+    run_dir: Path,
+    settings: JudgeSettings,
+    control: RequestControl,
+    shard: tuple[int, int] = (0, 1),
 ) -> JudgeCounts:
     """Judge every sample of the shard that has no finished record; one line per problem."""
     path = run_dir / (JUDGE_FILE if shard == (0, 1) else f"judge.shard{shard[0]}of{shard[1]}.jsonl")
     records = {r["id"]: r for r in read_jsonl(run_dir / JUDGE_FILE)} | {r["id"]: r for r in read_jsonl(path)}
-    records = {k: r for k, r in records.items() if r.get("rubric_version") == settings.rubric.version
-               and r.get("judge_model") == settings.backend.model}
+    records = {
+        k: r
+        for k, r in records.items()
+        if r.get("rubric_version") == settings.rubric.version and r.get("judge_model") == settings.backend.model
+    }
     secrets = settings.backend.secrets()
     counts = JudgeCounts()
-    base = {"judge_model": settings.backend.model, "backend": settings.backend.name, "rubric": settings.rubric.name,
-            "rubric_version": settings.rubric.version}
+    base = {
+        "judge_model": settings.backend.model,
+        "backend": settings.backend.name,
+        "rubric": settings.rubric.name,
+        "rubric_version": settings.rubric.version,
+    }
 
     def write(sample: Sample, edited: Path | None, digest: str | None, result: dict) -> None:
-        result = {k: ([redact(a, secrets) for a in v] if k in ("answers", "reasons") else redact(v, secrets) if isinstance(v, str) else v)
-                  for k, v in result.items()}
+        result = {
+            k: (
+                [redact(a, secrets) for a in v]
+                if k in ("answers", "reasons")
+                else redact(v, secrets)
+                if isinstance(v, str)
+                else v
+            )
+            for k, v in result.items()
+        }
         if result["status"] != "ok":
             problem(f"judge {result['status']}", f"{sample.theme}/{sample.id}", result["reason"])
-        append_jsonl(path, {"id": sample.id, "theme": sample.theme, "subtheme": sample.subtheme, "scene": sample.scene,
-                            "judged_at": _timestamp(),
-                            "edited": str(edited) if edited else None,
-                            "edited_digest": digest, **base, **result})
+        append_jsonl(
+            path,
+            {
+                "id": sample.id,
+                "theme": sample.theme,
+                "subtheme": sample.subtheme,
+                "scene": sample.scene,
+                "judged_at": _timestamp(),
+                "edited": str(edited) if edited else None,
+                "edited_digest": digest,
+                **base,
+                **result,
+            },
+        )
         counts.tally(result["status"])
 
     todo: list[tuple[Sample, Path, tuple[str, str]]] = []
@@ -152,12 +216,27 @@ def judge_run(
         if _done(records.get(sample.id), digest):
             counts.reused += 1
         elif edited is None:
-            write(sample, None, None, {"status": "missing", "reason": f"no edited video ({sample.output_relpath})", "judge": {}})
+            write(
+                sample,
+                None,
+                None,
+                {"status": "missing", "reason": f"no edited video ({sample.output_relpath})", "judge": {}},
+            )
         else:
             try:
                 probe(edited)
             except VideoError as exc:
-                write(sample, edited, digest, {"status": "failed", "reason": f"edited video unusable, not sent: {exc}", "judge": {}, "final": True})
+                write(
+                    sample,
+                    edited,
+                    digest,
+                    {
+                        "status": "failed",
+                        "reason": f"edited video unusable, not sent: {exc}",
+                        "judge": {},
+                        "final": True,
+                    },
+                )
                 continue
             todo.append((sample, edited, (file_digest(sample.source), digest)))
 
@@ -208,8 +287,9 @@ class DryRunEstimate:
     tokens: int = 0
 
 
-def estimate_run(bench: Bench, adapter: ModelAdapter, outputs: Path, settings: JudgeSettings,
-                 shard: tuple[int, int] = (0, 1)) -> DryRunEstimate:
+def estimate_run(
+    bench: Bench, adapter: ModelAdapter, outputs: Path, settings: JudgeSettings, shard: tuple[int, int] = (0, 1)
+) -> DryRunEstimate:
     """What a run would send (first asks only; re-asks are rare and bounded by --reasks)."""
     estimate = DryRunEstimate()
     for sample in shard_samples(bench.samples, shard):
@@ -218,7 +298,10 @@ def estimate_run(bench: Bench, adapter: ModelAdapter, outputs: Path, settings: J
             estimate.missing += 1
             continue
         conversation = _conversation(sample, edited, settings.rubric)
-        if settings.cache.get(_key(conversation, settings, (file_digest(sample.source), file_digest(edited)))) is not None:
+        if (
+            settings.cache.get(_key(conversation, settings, (file_digest(sample.source), file_digest(edited))))
+            is not None
+        ):
             estimate.cached += 1
             continue
         estimate.requests += 1
@@ -239,4 +322,6 @@ def report(counts: JudgeCounts) -> None:
         f"{counts.requests} requests sent, {counts.cached_answers} answers from the cache"
     )
     if counts.stopped:
-        console.print(f"stopped ({counts.stopped}): {counts.not_reached} samples not judged yet; re-run the same command to go on")
+        console.print(
+            f"stopped ({counts.stopped}): {counts.not_reached} samples not judged yet; re-run the same command to go on"
+        )

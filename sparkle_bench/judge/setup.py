@@ -25,20 +25,46 @@ DEFAULT_MODELS = {"openai": "gemini-2.5-pro", "local": "Qwen/Qwen2.5-VL-7B-Instr
 def add_judge_args(parser: argparse.ArgumentParser, backend: str | None = "openai") -> None:
     """Judge options; with ``backend=None`` (``eval``) the judge runs only when ``--judge`` is given."""
     g = parser.add_argument_group("judge")
-    g.add_argument("--judge", choices=sorted(DEFAULT_MODELS), default=backend,
-                   help="openai: any OpenAI-compatible endpoint (Gemini, vLLM, SGLang); local: transformers Qwen-VL"
-                   + ("" if backend else " (default: no judge, objective metrics only)"))
-    g.add_argument("--judge-model", default=os.environ.get("SPARKLE_JUDGE_MODEL"),
-                   help="model name at the endpoint, or a local hub id / folder ($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)")
-    g.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 ($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)")
-    g.add_argument("--api-key-env", help="environment variable holding the API key (default: SPARKLE_JUDGE_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY)")
-    g.add_argument("--api-key", help="the key itself (never written anywhere; prefer the environment: flags show in `ps`)")
-    g.add_argument("--rubric", choices=builtin_names() + ["sparkle", "openve"], help="built-in rubric (default: the bench's)")
-    g.add_argument("--rubric-from", type=Path, help="prompt text from your copy of an official eval script (.py, parsed, not run) or a text file")
+    g.add_argument(
+        "--judge",
+        choices=sorted(DEFAULT_MODELS),
+        default=backend,
+        help="openai: any OpenAI-compatible endpoint (Gemini, vLLM, SGLang); local: transformers Qwen-VL"
+        + ("" if backend else " (default: no judge, objective metrics only)"),
+    )
+    g.add_argument(
+        "--judge-model",
+        default=os.environ.get("SPARKLE_JUDGE_MODEL"),
+        help="model name at the endpoint, or a local hub id / folder ($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)",
+    )
+    g.add_argument(
+        "--base-url",
+        help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 ($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)",
+    )
+    g.add_argument(
+        "--api-key-env",
+        help="environment variable holding the API key (default: SPARKLE_JUDGE_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY)",
+    )
+    g.add_argument(
+        "--api-key", help="the key itself (never written anywhere; prefer the environment: flags show in `ps`)"
+    )
+    g.add_argument(
+        "--rubric", choices=builtin_names() + ["sparkle", "openve"], help="built-in rubric (default: the bench's)"
+    )
+    g.add_argument(
+        "--rubric-from",
+        type=Path,
+        help="prompt text from your copy of an official eval script (.py, parsed, not run) or a text file",
+    )
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--max-tokens", type=int, help="answer length limit sent to the endpoint (default: none)")
-    g.add_argument("--video-as", choices=["video_url", "frames"], default="video_url", help="send mp4 files, or sampled JPEG frames")
+    g.add_argument(
+        "--video-as",
+        choices=["video_url", "frames"],
+        default="video_url",
+        help="send mp4 files, or sampled JPEG frames",
+    )
     g.add_argument("--frames", type=int, default=16, help="frames per video for --video-as frames and the local judge")
     g.add_argument("--max-pixels", type=int, default=360 * 640, help="pixel budget per frame for the local judge")
     g.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
@@ -48,9 +74,17 @@ def add_judge_args(parser: argparse.ArgumentParser, backend: str | None = "opena
     g.add_argument("--reasks", type=int, default=2, help="follow-up asks when an answer cannot be read")
     g.add_argument("--max-requests", type=int, help="stop cleanly after sending this many requests")
     g.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
-    g.add_argument("--judge-cache", type=Path, help="response cache folder, shareable between runs and machines (default: $SPARKLE_BENCH_HOME/judge-cache)")
-    g.add_argument("--missing-policy", choices=["exclude", "floor"], default="exclude",
-                   help="failed/missing samples: left out of the means (published behaviour) or scored 1")
+    g.add_argument(
+        "--judge-cache",
+        type=Path,
+        help="response cache folder, shareable between runs and machines (default: $SPARKLE_BENCH_HOME/judge-cache)",
+    )
+    g.add_argument(
+        "--missing-policy",
+        choices=["exclude", "floor"],
+        default="exclude",
+        help="failed/missing samples: left out of the means (published behaviour) or scored 1",
+    )
 
 
 @dataclass
@@ -81,8 +115,11 @@ class JudgeOptions:
 
     def record(self) -> dict:
         """What a run's provenance keeps of these settings: everything but the API key."""
-        return {("judge" if k == "backend" else k): (str(v) if isinstance(v, Path) else v)
-                for k, v in asdict(self).items() if k != "api_key"}
+        return {
+            ("judge" if k == "backend" else k): (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(self).items()
+            if k != "api_key"
+        }
 
 
 def build_rubric(options: JudgeOptions, bench_name: str) -> Rubric:
@@ -99,9 +136,18 @@ def build_backend(options: JudgeOptions) -> JudgeBackend:
     from .openai_compat import OpenAICompatible
 
     return OpenAICompatible(
-        model, options.base_url, options.api_key, api_key_env=options.api_key_env, temperature=options.temperature,
-        seed=options.seed, max_tokens=options.max_tokens, timeout=options.timeout, retries=options.retries,
-        backoff=options.backoff, video_as=options.video_as, frames=options.frames,
+        model,
+        options.base_url,
+        options.api_key,
+        api_key_env=options.api_key_env,
+        temperature=options.temperature,
+        seed=options.seed,
+        max_tokens=options.max_tokens,
+        timeout=options.timeout,
+        retries=options.retries,
+        backoff=options.backoff,
+        video_as=options.video_as,
+        frames=options.frames,
     )
 
 
@@ -110,8 +156,10 @@ def build_settings(options: JudgeOptions, bench_name: str) -> JudgeSettings:
     from .run import JudgeSettings
 
     return JudgeSettings(
-        backend=build_backend(options), rubric=build_rubric(options, bench_name),
-        cache=ResponseCache(options.judge_cache or home() / "judge-cache"), reasks=options.reasks,
+        backend=build_backend(options),
+        rubric=build_rubric(options, bench_name),
+        cache=ResponseCache(options.judge_cache or home() / "judge-cache"),
+        reasks=options.reasks,
         concurrency=options.concurrency,
     )
 

@@ -10,8 +10,14 @@ DEFAULT_QUERIES = ("person", "animal", "vehicle")
 
 
 class GroundingDetector:
-    def __init__(self, model: str = DEFAULT_DETECTOR, queries: tuple[str, ...] = DEFAULT_QUERIES,
-                 threshold: float = 0.3, max_boxes: int = 4, device: str | None = None):
+    def __init__(
+        self,
+        model: str = DEFAULT_DETECTOR,
+        queries: tuple[str, ...] = DEFAULT_QUERIES,
+        threshold: float = 0.3,
+        max_boxes: int = 4,
+        device: str | None = None,
+    ):
         import torch
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
@@ -36,7 +42,9 @@ class GroundingDetector:
         with torch.inference_mode():
             outputs = self.model(**inputs)
         extra = {"input_ids": inputs["input_ids"]} if self._grounding_dino else {}
-        found = self.processor.post_process_grounded_object_detection(outputs, threshold=self.threshold, target_sizes=sizes, **extra)[0]
+        found = self.processor.post_process_grounded_object_detection(
+            outputs, threshold=self.threshold, target_sizes=sizes, **extra
+        )[0]
         boxes = found["boxes"].float().cpu().numpy()[np.argsort(-found["scores"].float().cpu().numpy(), kind="stable")]
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width - 1)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height - 1)

@@ -43,7 +43,9 @@ class MaskCounts:
     failed: int = 0
 
 
-def video_mask(source: Path, detector: Detector, propagator: Propagator, anchor_fps: float = 2.0) -> tuple[np.ndarray, int]:
+def video_mask(
+    source: Path, detector: Detector, propagator: Propagator, anchor_fps: float = 2.0
+) -> tuple[np.ndarray, int]:
     """The voted (T, H, W) mask of one video and how many passes voted."""
     info = probe(source)
     anchors = anchor_frames(info.num_frames, info.fps, anchor_fps)
@@ -70,8 +72,9 @@ def _write_manifest(path: Path, manifest: dict) -> None:
     tmp.replace(path)
 
 
-def generate_masks(bench: Bench, out: Path, detector: Detector, propagator: Propagator, settings: dict,
-                   anchor_fps: float = 2.0) -> MaskCounts:
+def generate_masks(
+    bench: Bench, out: Path, detector: Detector, propagator: Propagator, settings: dict, anchor_fps: float = 2.0
+) -> MaskCounts:
     out.mkdir(parents=True, exist_ok=True)
     path = out / MANIFEST
     manifest = json.loads(path.read_text()) if path.is_file() else {}
@@ -84,20 +87,34 @@ def generate_masks(bench: Bench, out: Path, detector: Detector, propagator: Prop
         target = out / rel
         entry = manifest["masks"].get(rel)
         source_digest = file_digest(sample.source) if sample.source.is_file() else None
-        if entry and target.is_file() and entry["sha1"] == file_digest(target) and entry["source_sha1"] == source_digest:
+        if (
+            entry
+            and target.is_file()
+            and entry["sha1"] == file_digest(target)
+            and entry["source_sha1"] == source_digest
+        ):
             counts.cached += 1
             continue
         try:
             mask, votes = video_mask(sample.source, detector, propagator, anchor_fps)
         except (VideoError, ValueError, RuntimeError) as exc:
-            problem("mask failed", f"{sample.theme}/{sample.id}", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            problem(
+                "mask failed",
+                f"{sample.theme}/{sample.id}",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
             manifest["failed"][rel] = str(exc)[:300]
             manifest["masks"].pop(rel, None)
             counts.failed += 1
         else:
             save_mask(target, mask)
-            manifest["masks"][rel] = {"sha1": file_digest(target), "source_sha1": source_digest, "shape": list(mask.shape),
-                                      "passes": votes, "coverage": round(float(mask.mean()), 4)}
+            manifest["masks"][rel] = {
+                "sha1": file_digest(target),
+                "source_sha1": source_digest,
+                "shape": list(mask.shape),
+                "passes": votes,
+                "coverage": round(float(mask.mean()), 4),
+            }
             counts.made += 1
         _write_manifest(path, manifest)
     _write_manifest(path, manifest)

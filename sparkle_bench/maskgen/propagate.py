@@ -65,7 +65,9 @@ class Sam2Propagator:
                     self.predictor.add_new_points_or_box(state, frame_idx=frame, obj_id=obj_id, box=box)
                 mask = np.zeros(shape, dtype=bool)
                 for reverse in (False, True):
-                    for index, _, logits in self.predictor.propagate_in_video(state, start_frame_idx=frame, reverse=reverse):
+                    for index, _, logits in self.predictor.propagate_in_video(
+                        state, start_frame_idx=frame, reverse=reverse
+                    ):
                         mask[index] = (logits > 0).any(dim=0).squeeze(0).cpu().numpy()
                 out.append(mask)
         return out
@@ -93,13 +95,22 @@ class Sam3TrackerPropagator:
             session = self.processor.init_video_session(video=frames, inference_device=self.device, dtype=self.dtype)
             for frame, boxes in anchors.items():
                 session.reset_tracking_data()  # a fresh pass over the same processed frames
-                self.processor.add_inputs_to_inference_session(session, frame_idx=frame, obj_ids=list(range(1, len(boxes) + 1)),
-                                                               input_boxes=[[[float(v) for v in box] for box in boxes]])
+                self.processor.add_inputs_to_inference_session(
+                    session,
+                    frame_idx=frame,
+                    obj_ids=list(range(1, len(boxes) + 1)),
+                    input_boxes=[[[float(v) for v in box] for box in boxes]],
+                )
                 mask = np.zeros((len(frames), session.video_height, session.video_width), dtype=bool)
                 for reverse in (False, True):
-                    for output in self.model.propagate_in_video_iterator(session, start_frame_idx=frame, reverse=reverse):
-                        found = self.processor.post_process_masks([output.pred_masks], original_sizes=[[session.video_height, session.video_width]],
-                                                                  binarize=True)[0]
+                    for output in self.model.propagate_in_video_iterator(
+                        session, start_frame_idx=frame, reverse=reverse
+                    ):
+                        found = self.processor.post_process_masks(
+                            [output.pred_masks],
+                            original_sizes=[[session.video_height, session.video_width]],
+                            binarize=True,
+                        )[0]
                         mask[output.frame_idx] = found.any(dim=0).squeeze(0).cpu().numpy()
                 out.append(mask)
         return out

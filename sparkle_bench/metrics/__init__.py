@@ -30,8 +30,16 @@ def _builtin() -> dict[str, str]:
 METRICS = Registry("metric", {}, discover=_builtin)
 
 # Objective metrics that need no weights: what `eval` computes unless told otherwise.
-DEFAULT_METRICS = ("fg_psnr", "fg_ssim", "fg_motion", "bg_change", "bg_dynamics", "bg_camera", "bg_static",
-                   "bg_flicker")
+DEFAULT_METRICS = (
+    "fg_psnr",
+    "fg_ssim",
+    "fg_motion",
+    "bg_change",
+    "bg_dynamics",
+    "bg_camera",
+    "bg_static",
+    "bg_flicker",
+)
 
 
 def load_metrics(names: list[str] | tuple[str, ...]) -> list[Metric]:
@@ -60,5 +68,13 @@ def declared(column: str) -> type[Metric] | None:
         return None
 
 
-__all__ = ["METRICS", "DEFAULT_METRICS", "Metric", "MetricUnavailable", "declared", "load_metrics", "remember",
-           "spec_of"]
+__all__ = [
+    "METRICS",
+    "DEFAULT_METRICS",
+    "Metric",
+    "MetricUnavailable",
+    "declared",
+    "load_metrics",
+    "remember",
+    "spec_of",
+]

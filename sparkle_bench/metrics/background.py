@@ -100,15 +100,23 @@ def background_motion(pair: VideoPair) -> Motion:
             target = _induced(grid, first) + grid
             keep = region[k] & (target[..., 0] >= EDGE) & (target[..., 0] <= width - 1 - EDGE)
             keep &= (target[..., 1] >= EDGE) & (target[..., 1] <= height - 1 - EDGE)
-            stable = cv2.warpPerspective(gray[t + step], first, (width, height),
-                                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            stable = cv2.warpPerspective(
+                gray[t + step],
+                first,
+                (width, height),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
             residual = dis.calc(gray[t], np.where(keep, stable, gray[t]), None)
             second = _fit(grid, residual, keep, REFIT_THRESHOLD)
             residuals.append(residual - _induced(grid, second))
             smooth = cv2.GaussianBlur(gray[t].astype(np.float32), (0, 0), 1.0)
             textured.append(cv2.cornerMinEigenVal(smooth, 5, 3) > TEXTURE_MIN)
-            camera.append(np.percentile(np.hypot(*_induced(grid, first @ second)[keep].T), MOTION_PERCENTILE)
-                          if keep.any() else 0.0)
+            camera.append(
+                np.percentile(np.hypot(*_induced(grid, first @ second)[keep].T), MOTION_PERCENTILE)
+                if keep.any()
+                else 0.0
+            )
             kept.append(keep)
         scene = []
         for k, keep in enumerate(kept):
@@ -168,7 +176,9 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``image`` at ``x + flow(x)`` (backward warping)."""
     height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 class BackgroundFlicker(Metric):
@@ -193,6 +203,8 @@ class BackgroundFlicker(Metric):
             mismatch = np.sum((fwd + bwd_at_target) ** 2, axis=-1)
             bound = 0.01 * (np.sum(fwd**2, axis=-1) + np.sum(bwd_at_target**2, axis=-1)) + 0.5
             consistent = mismatch <= bound
-            residual = np.where(consistent, np.abs(gray[t] - warp(gray[t + step], fwd)), np.abs(gray[t] - gray[t + step]))
+            residual = np.where(
+                consistent, np.abs(gray[t] - warp(gray[t + step], fwd)), np.abs(gray[t] - gray[t + step])
+            )
             errors, weights = errors + residual[region[t]].sum(), weights + int(region[t].sum())
         return errors / weights / 255.0

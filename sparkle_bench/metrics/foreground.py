@@ -76,4 +76,3 @@ class ForegroundMotion(Metric):
             raise MetricUnavailable("foreground mask is empty on every flow frame")
         diff = pair.flows("source")[region] - pair.flows("edited")[region]
         return float(np.hypot(diff[:, 0], diff[:, 1]).mean() / pair.diagonal * 100)
-

@@ -119,7 +119,9 @@ class ForegroundLPIPS(Metric):
         total = count = 0.0
         with torch.no_grad():
             for start in range(0, len(pair.source), 8):
-                dist = model(to_tensor(pair.source[start : start + 8]), to_tensor(pair.edited[start : start + 8]))[:, 0].numpy()
+                dist = model(to_tensor(pair.source[start : start + 8]), to_tensor(pair.edited[start : start + 8]))[
+                    :, 0
+                ].numpy()
                 keep = region[start : start + 8]
                 total, count = total + float(dist[keep].sum()), count + int(keep.sum())
         return total / count

@@ -71,7 +71,9 @@ class Reference(ModelAdapter):
 
     def setup(self, bench: Bench) -> None:
         if bench.reference_dir is None:
-            raise AdapterError(f"model 'reference' needs a bench with reference edits (the demo bench); {bench.name} has none")
+            raise AdapterError(
+                f"model 'reference' needs a bench with reference edits (the demo bench); {bench.name} has none"
+            )
         self.root: Path = bench.reference_dir
 
     def locate(self, sample: Sample, outputs: Path) -> Path | None:

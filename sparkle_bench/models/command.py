@@ -41,8 +41,10 @@ class Command(ModelAdapter):
         used = {name for word in self.words for _, name, _, _ in string.Formatter().parse(word) if name is not None}
         unknown = sorted(used - FIELDS)
         if unknown or "output" not in used:
-            raise AdapterError(f"command template: {'unknown field(s) ' + ', '.join(unknown) if unknown else 'no {output}'}; "
-                               f"fields: {', '.join(sorted(FIELDS))}")
+            raise AdapterError(
+                f"command template: {'unknown field(s) ' + ', '.join(unknown) if unknown else 'no {output}'}; "
+                f"fields: {', '.join(sorted(FIELDS))}"
+            )
         self.used = used
         self.settings = CommandSettings()
 
@@ -60,8 +62,15 @@ class Command(ModelAdapter):
         raise AdapterError("the command adapter writes files; it has no in-memory edit")
 
     def _values(self, sample: Sample, output: Path) -> dict[str, str]:
-        values = {"source": str(sample.source), "prompt": sample.prompt, "output": str(output), "id": sample.id,
-                  "theme": sample.theme, "mask": "", "ref_image": ""}
+        values = {
+            "source": str(sample.source),
+            "prompt": sample.prompt,
+            "output": str(output),
+            "id": sample.id,
+            "theme": sample.theme,
+            "mask": "",
+            "ref_image": "",
+        }
         if "mask" in self.used:
             mask = find_mask(self.masks_dir, sample.theme, sample.id)
             if mask is None:
@@ -82,7 +91,9 @@ class Command(ModelAdapter):
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.settings.timeout)
             if done.returncode != 0:
                 words = (done.stderr or done.stdout).strip().splitlines()
-                raise AdapterError(f"command exited with {done.returncode}: {words[-1][:200] if words else 'no output'}")
+                raise AdapterError(
+                    f"command exited with {done.returncode}: {words[-1][:200] if words else 'no output'}"
+                )
             if not tmp.is_file():
                 raise AdapterError(f"command exited with 0 but wrote nothing at {{output}} ({tmp.name})")
             try:

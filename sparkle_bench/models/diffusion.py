@@ -78,8 +78,17 @@ class DiffusersAdapter(ModelAdapter):
         if self.repo.startswith(("/", ".", "~")) or Path(self.repo).expanduser().exists() or self.repo.count("/") != 1:
             return []
         patterns = ["model_index.json"]
-        for part in ("tokenizer", "text_encoder", "transformer", "transformer_2", "vae", "scheduler"):  # Wan-family pipelines
-            patterns += [f"{part}/*"] if part in ("tokenizer", "scheduler") else [f"{part}/*.json", f"{part}/*.safetensors"]
+        for part in (
+            "tokenizer",
+            "text_encoder",
+            "transformer",
+            "transformer_2",
+            "vae",
+            "scheduler",
+        ):  # Wan-family pipelines
+            patterns += (
+                [f"{part}/*"] if part in ("tokenizer", "scheduler") else [f"{part}/*.json", f"{part}/*.safetensors"]
+            )
         return [HubRepo(self.repo, tuple(patterns), why=f"{self.pipeline_class} (diffusers)")]
 
     def load(self) -> None:
@@ -95,8 +104,12 @@ class DiffusersAdapter(ModelAdapter):
             self.pipe = getattr(diffusers, self.pipeline_class).from_pretrained(self.repo, torch_dtype=dtype)
         except (OSError, ValueError) as exc:
             local = Path(self.repo).exists()
-            hint = "check the folder" if local else f"download it first (`hf download {self.repo}`) or pass a local folder"
-            raise WeightsError(f"{self.name}: cannot load weights from {self.repo}: {str(exc).splitlines()[0]}; {hint}") from exc
+            hint = (
+                "check the folder" if local else f"download it first (`hf download {self.repo}`) or pass a local folder"
+            )
+            raise WeightsError(
+                f"{self.name}: cannot load weights from {self.repo}: {str(exc).splitlines()[0]}; {hint}"
+            ) from exc
         if s.offload:
             self.pipe.enable_model_cpu_offload(device=self.device)
         else:
@@ -115,8 +128,13 @@ class DiffusersAdapter(ModelAdapter):
 
     def _common(self, frames: np.ndarray, sample: Sample, generator: Any) -> dict[str, Any]:
         return dict(
-            prompt=sample.prompt, height=frames.shape[1], width=frames.shape[2], num_frames=len(frames),
-            num_inference_steps=self.settings.steps, generator=generator, output_type="np",
+            prompt=sample.prompt,
+            height=frames.shape[1],
+            width=frames.shape[2],
+            num_frames=len(frames),
+            num_inference_steps=self.settings.steps,
+            generator=generator,
+            output_type="np",
         )
 
     @abstractmethod
@@ -136,7 +154,9 @@ class LucyEdit(DiffusersAdapter):
     pipeline_class = "LucyEditPipeline"
 
     def call(self, frames: np.ndarray, sample: Sample, generator: Any) -> Any:
-        return self.pipe(video=_pil(frames), guidance_scale=self.settings.guidance, **self._common(frames, sample, generator))
+        return self.pipe(
+            video=_pil(frames), guidance_scale=self.settings.guidance, **self._common(frames, sample, generator)
+        )
 
 
 class WanVace(DiffusersAdapter):

@@ -80,8 +80,12 @@ def shortcut_background(plate: np.ndarray, kind: str, magnitude: float, count: i
         noise = np.random.default_rng(seed).normal(0.0, magnitude, (count,) + plate.shape)
         return np.clip(plate[None].astype(np.float32) + noise, 0, 255).astype(np.uint8)
     size = (plate.shape[1], plate.shape[0])
-    return np.stack([cv2.warpAffine(plate, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-                     for m in _moves(kind, magnitude, count, size, seed)])
+    return np.stack(
+        [
+            cv2.warpAffine(plate, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            for m in _moves(kind, magnitude, count, size, seed)
+        ]
+    )
 
 
 def composite(subject: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -106,8 +110,10 @@ class Shortcut(ModelAdapter):
         spec = KINDS[self.kind]
         self.magnitude = spec.default if self.options.magnitude is None else self.options.magnitude
         if self.kind != "still" and not spec.low / 2 <= self.magnitude <= spec.high * 2:
-            raise AdapterError(f"model {self.name!r}: magnitude {self.magnitude:g} is far outside its documented range "
-                               f"{spec.low:g}-{spec.high:g} ({spec.unit})")
+            raise AdapterError(
+                f"model {self.name!r}: magnitude {self.magnitude:g} is far outside its documented range "
+                f"{spec.low:g}-{spec.high:g} ({spec.unit})"
+            )
 
     @property
     def run_suffix(self) -> str:

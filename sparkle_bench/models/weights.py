@@ -45,7 +45,9 @@ def _snapshot(repo: HubRepo, **kwargs):
     from huggingface_hub import snapshot_download
 
     patterns = list(repo.allow_patterns) if repo.allow_patterns is not None else None
-    return snapshot_download(repo.repo_id, repo_type=repo.repo_type, revision=repo.revision, allow_patterns=patterns, **kwargs)
+    return snapshot_download(
+        repo.repo_id, repo_type=repo.repo_type, revision=repo.revision, allow_patterns=patterns, **kwargs
+    )
 
 
 def _cause(exc: BaseException) -> str:
@@ -83,7 +85,9 @@ def plan(repos: Sequence[HubRepo], local_dir: Path | None = None) -> list[RepoPl
     plans, failures = [], []
     for repo in repos:
         try:
-            files = _snapshot(repo, dry_run=True, local_dir=str(local_dir) if local_dir else None, tqdm_class=_silent_bar())
+            files = _snapshot(
+                repo, dry_run=True, local_dir=str(local_dir) if local_dir else None, tqdm_class=_silent_bar()
+            )
         except OSError as exc:  # DryRunError (unreachable, not found, refused), RevisionNotFoundError
             failures.append(f"{repo.repo_id} ({_cause(exc.__cause__ or exc)})")
             continue
@@ -91,8 +95,11 @@ def plan(repos: Sequence[HubRepo], local_dir: Path | None = None) -> list[RepoPl
             failures.append(f"{repo.repo_id} (no file matches {', '.join(repo.allow_patterns or ())})")
             continue
         todo = [f for f in files if f.will_download]
-        plans.append(RepoPlan(repo, len(files), sum(f.file_size or 0 for f in files),
-                              len(todo), sum(f.file_size or 0 for f in todo)))
+        plans.append(
+            RepoPlan(
+                repo, len(files), sum(f.file_size or 0 for f in files), len(todo), sum(f.file_size or 0 for f in todo)
+            )
+        )
     if failures:
         from huggingface_hub import constants
 
@@ -103,8 +110,11 @@ def plan(repos: Sequence[HubRepo], local_dir: Path | None = None) -> list[RepoPl
 def plan_lines(plans: Sequence[RepoPlan]) -> list[str]:
     """Per repository and in total: files, size, and how much of it is still to download."""
     width = max(len(p.repo.repo_id) for p in plans)
-    lines = [f"  {p.repo.repo_id:{width}s}  {p.files:4d} files  {human_size(p.size):>9s}  "
-             f"({human_size(p.to_download)} to download)  {p.repo.why}".rstrip() for p in plans]
+    lines = [
+        f"  {p.repo.repo_id:{width}s}  {p.files:4d} files  {human_size(p.size):>9s}  "
+        f"({human_size(p.to_download)} to download)  {p.repo.why}".rstrip()
+        for p in plans
+    ]
     files, size, todo = (sum(getattr(p, k) for p in plans) for k in ("files", "size", "to_download"))
     lines.append(f"total: {files} files, {human_size(size)}, {human_size(todo)} to download")
     return lines
@@ -128,8 +138,9 @@ def fetch(repos: Sequence[HubRepo], local_dir: Path | None = None) -> list[Path]
         try:
             folders.append(Path(_snapshot(p.repo, local_dir=where, local_files_only=not p.files_to_download)))
         except (OSError, httpx2.HTTPError) as exc:  # HfHubHTTPError is both
-            raise HubUnavailableError(f"downloading {p.repo.repo_id} stopped ({_cause(exc)}); "
-                                      f"run the same command again to resume") from exc
+            raise HubUnavailableError(
+                f"downloading {p.repo.repo_id} stopped ({_cause(exc)}); run the same command again to resume"
+            ) from exc
     return folders
 
 
@@ -141,8 +152,9 @@ def download_command(spec: str, options: Iterable[tuple[str, str]] = ()) -> str:
     return shlex.join(words)
 
 
-def ensure_weights(adapter: ModelAdapter, samples: Iterable[Sample], outputs: Path, model: str,
-                   options: Iterable[tuple[str, str]] = ()) -> None:
+def ensure_weights(
+    adapter: ModelAdapter, samples: Iterable[Sample], outputs: Path, model: str, options: Iterable[tuple[str, str]] = ()
+) -> None:
     """Before a generating run loads anything: every hub repository the adapter reads is in the
     cache, fetched now when missing and the hub is reachable (and ``HF_HUB_OFFLINE`` is not set);
     otherwise :class:`WeightsError`, one line naming every missing repository and the command that
@@ -161,11 +173,14 @@ def ensure_weights(adapter: ModelAdapter, samples: Iterable[Sample], outputs: Pa
     names = ", ".join(r.repo_id for r in missing)
     command = download_command(model, options)
     if constants.is_offline_mode():
-        raise WeightsError(f"{adapter.spec} needs {names}, not in the local Hugging Face cache, and HF_HUB_OFFLINE is set: "
-                           f"fetch them with `{command}` where the hub is reachable")
+        raise WeightsError(
+            f"{adapter.spec} needs {names}, not in the local Hugging Face cache, and HF_HUB_OFFLINE is set: "
+            f"fetch them with `{command}` where the hub is reachable"
+        )
     console.print(f"{adapter.spec}: fetching the weights not in the local Hugging Face cache")
     try:
         fetch(missing)
     except HubUnavailableError as exc:
-        raise WeightsError(f"{adapter.spec} needs {names}, not in the local Hugging Face cache: {exc}; "
-                           f"`{command}` fetches them") from exc
+        raise WeightsError(
+            f"{adapter.spec} needs {names}, not in the local Hugging Face cache: {exc}; `{command}` fetches them"
+        ) from exc

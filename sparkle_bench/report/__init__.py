@@ -60,20 +60,29 @@ def _charts(board) -> str:
     dims = [c for c in shown if group_of(c) == "judge" and c != "judge_overall"]
     judged = board.dropna(subset=dims) if dims else board.iloc[0:0]
     if len(judged):
-        parts.append(f"<figure><img src=\"{radar(judged, dims)}\" alt=\"judge dimensions per model (radar)\">"
-                     "<figcaption class=\"note\">Judge dimensions, 1-5 (MACRO), n = samples judged; shaded: 95% bootstrap "
-                     "interval over samples; dashed: published numbers.</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="{radar(judged, dims)}" alt="judge dimensions per model (radar)">'
+            '<figcaption class="note">Judge dimensions, 1-5 (MACRO), n = samples judged; shaded: 95% bootstrap '
+            "interval over samples; dashed: published numbers.</figcaption></figure>"
+        )
     measured = board[board["source"] != "paper"]
     metrics = [c for c in shown if group_of(c) == "metrics" and measured[c].notna().any()]
     if metrics:
-        parts.append(f"<figure><img src=\"{bars(measured, metrics)}\" alt=\"objective metrics per model (bars)\">"
-                     "<figcaption class=\"note\">Objective metrics (MACRO), measured runs only, n = samples scored; "
-                     "error bars: 95% bootstrap interval over samples (resampled within themes).</figcaption></figure>")
-    return f"<div class=\"charts\">{''.join(parts)}</div>" if parts else "<p class=\"note\">Nothing to chart.</p>"
+        parts.append(
+            f'<figure><img src="{bars(measured, metrics)}" alt="objective metrics per model (bars)">'
+            '<figcaption class="note">Objective metrics (MACRO), measured runs only, n = samples scored; '
+            "error bars: 95% bootstrap interval over samples (resampled within themes).</figcaption></figure>"
+        )
+    return f'<div class="charts">{"".join(parts)}</div>' if parts else '<p class="note">Nothing to chart.</p>'
 
 
-def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), title: str = "sparkle-bench report",
-                 copy_media: bool = False) -> Path:
+def build_report(
+    runs: list[Path],
+    out: Path,
+    published: Sequence[str] = (),
+    title: str = "sparkle-bench report",
+    copy_media: bool = False,
+) -> Path:
     """Write ``out/index.html`` for run folders (each with summary.csv); returns its path."""
     out = Path(out)
     for run in runs:
@@ -86,14 +95,27 @@ def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), tit
         benches.add(bench.name)
         samples.update({s.id: s for s in bench.samples})
         judged = run_records(run, "judge*.jsonl")
-        views.append(RunView(str(summary["model"].iloc[0]), Path(run), provenance, summary, run_records(run),
-                             latest_judge(judged)[0] if judged else {}))
+        views.append(
+            RunView(
+                str(summary["model"].iloc[0]),
+                Path(run),
+                provenance,
+                summary,
+                run_records(run),
+                latest_judge(judged)[0] if judged else {},
+            )
+        )
     if len(benches) > 1:
         raise ValueError(f"one report shows one bench; these runs are on {', '.join(sorted(benches))}")
     ordered = sorted(samples.values(), key=lambda s: (s.theme, s.id))
     out.mkdir(parents=True, exist_ok=True)
-    sources = {s.id: (_media_url(s.source, out, f"source/{s.theme}/{s.id}.mp4" if copy_media else None), _poster_url(s.source, out))
-               for s in ordered}
+    sources = {
+        s.id: (
+            _media_url(s.source, out, f"source/{s.theme}/{s.id}.mp4" if copy_media else None),
+            _poster_url(s.source, out),
+        )
+        for s in ordered
+    }
     for index, view in enumerate(views):
         for sample_id, record in {**view.judge, **view.metrics}.items():
             edited = Path(record["edited"]) if record.get("edited") else None
@@ -111,24 +133,39 @@ def build_report(runs: list[Path], out: Path, published: Sequence[str] = (), tit
     runs_html = "".join(
         f"<li><b>{esc(v.label)}</b>: <code>{esc(v.provenance['model'])}</code>, {len(v.provenance['sample_ids'])} samples, "
         f"folder <code>{esc(v.folder)}</code>, harness {esc(v.provenance.get('harness_version', '?'))} "
-        f"({esc(v.provenance.get('git_hash', '?'))})</li>" for v in views)
-    meta = (f"Bench {esc(', '.join(sorted(benches)))}, {len(ordered)} samples, {len(views)} run(s); made "
-            f"{esc(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))} by sparkle-bench {esc(__version__)}.")
+        f"({esc(v.provenance.get('git_hash', '?'))})</li>"
+        for v in views
+    )
+    meta = (
+        f"Bench {esc(', '.join(sorted(benches)))}, {len(ordered)} samples, {len(views)} run(s); made "
+        f"{esc(time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))} by sparkle-bench {esc(__version__)}."
+    )
     coverage = coverage_warning(runs)
     if coverage:
         warn(coverage)
         meta += f"<br><b>Note</b>: {esc(coverage.replace('--common compares', '`sparkle-bench leaderboard --common` compares'))}."
-    html = page(title, meta, [
-        ("leaderboard", "Leaderboard (MACRO: mean of the theme means)", leaderboard(board, "board")
-         + "".join(f"<p class=\"note\">{esc(line)}.</p>" for line in ranked.ranking.notes)),
-        ("pairs", f"Which runs are separable ({ranked.rank_by or 'no ranks'})",
-         comparisons(pairs_table(ranked.ranking, [ranked.rank_by] if ranked.rank_by else []), ranked.rank_by)),
-        ("charts", "Charts", _charts(board)),
-        ("frozen", "Frozen backgrounds per model and theme", frozen_rates(views)),
-        ("themes", "Per theme", leaderboard(themes, "board-themes")),
-        ("gallery", "Samples", gallery(ordered, sources, views)),
-        ("runs", "Runs", f"<ul>{runs_html}</ul>"),
-    ])
+    html = page(
+        title,
+        meta,
+        [
+            (
+                "leaderboard",
+                "Leaderboard (MACRO: mean of the theme means)",
+                leaderboard(board, "board")
+                + "".join(f'<p class="note">{esc(line)}.</p>' for line in ranked.ranking.notes),
+            ),
+            (
+                "pairs",
+                f"Which runs are separable ({ranked.rank_by or 'no ranks'})",
+                comparisons(pairs_table(ranked.ranking, [ranked.rank_by] if ranked.rank_by else []), ranked.rank_by),
+            ),
+            ("charts", "Charts", _charts(board)),
+            ("frozen", "Frozen backgrounds per model and theme", frozen_rates(views)),
+            ("themes", "Per theme", leaderboard(themes, "board-themes")),
+            ("gallery", "Samples", gallery(ordered, sources, views)),
+            ("runs", "Runs", f"<ul>{runs_html}</ul>"),
+        ],
+    )
     path = out / INDEX
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -50,12 +50,19 @@ def radar(board: pd.DataFrame, dimensions: list[str]) -> str:
     for _, row in board.iterrows():
         values = [float(row[d]) for d in dimensions]
         paper = row["source"] == "paper"
-        line = axes.plot(angles + angles[:1], values + values[:1], linestyle="--" if paper else "-", linewidth=1.6,
-                         label=f"{row['model']} (paper)" if paper else f"{row['model']}{_count(row, 'n_judged')}")[0]
+        line = axes.plot(
+            angles + angles[:1],
+            values + values[:1],
+            linestyle="--" if paper else "-",
+            linewidth=1.6,
+            label=f"{row['model']} (paper)" if paper else f"{row['model']}{_count(row, 'n_judged')}",
+        )[0]
         bounds = [_bounds(row, d) for d in dimensions]
         if all(bounds):
             low, high = [b[0] for b in bounds], [b[1] for b in bounds]
-            axes.fill_between(angles + angles[:1], low + low[:1], high + high[:1], color=line.get_color(), alpha=0.15, linewidth=0)
+            axes.fill_between(
+                angles + angles[:1], low + low[:1], high + high[:1], color=line.get_color(), alpha=0.15, linewidth=0
+            )
     axes.set_xticks(angles, ["\n".join(textwrap.wrap(titles.get(d, d), 14)) for d in dimensions], fontsize=8)
     axes.set_ylim(1, 5)
     axes.set_yticks([1, 2, 3, 4, 5], ["1", "2", "3", "4", "5"], fontsize=7)
@@ -77,9 +84,17 @@ def bars(board: pd.DataFrame, metrics: list[str]) -> str:
         axes = figure.add_subplot(rows, columns, i + 1)
         values = board[metric].astype(float).tolist()  # NaN (unavailable): no bar
         bounds = [_bounds(row, metric) for _, row in board.iterrows()]
-        errors = [[max(0.0, v - b[0]) if b else 0.0 for v, b in zip(values, bounds)],
-                  [max(0.0, b[1] - v) if b else 0.0 for v, b in zip(values, bounds)]]
-        axes.barh(range(len(values)), values, color="#3e7cb1", xerr=errors, error_kw={"ecolor": "#1d2230", "capsize": 3, "elinewidth": 1})
+        errors = [
+            [max(0.0, v - b[0]) if b else 0.0 for v, b in zip(values, bounds)],
+            [max(0.0, b[1] - v) if b else 0.0 for v, b in zip(values, bounds)],
+        ]
+        axes.barh(
+            range(len(values)),
+            values,
+            color="#3e7cb1",
+            xerr=errors,
+            error_kw={"ecolor": "#1d2230", "capsize": 3, "elinewidth": 1},
+        )
         axes.set_yticks(range(len(values)), labels if i % columns == 0 else [""] * len(values), fontsize=8)
         axes.invert_yaxis()
         better = higher_is_better(metric)

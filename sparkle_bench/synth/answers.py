@@ -31,7 +31,7 @@ def camera_verdict(text: str) -> bool:
 def sentence(text: str) -> str:
     """The first paragraph, without quotes or a leading label (``Instruction:``)."""
     body = re.sub(r"^\s*(?:\*\*)?[A-Za-z ]{2,20}:(?:\*\*)?\s*", "", text.strip())
-    body = body.strip().split("\n\n")[0].strip().strip('"\u201c\u201d\'` ')
+    body = body.strip().split("\n\n")[0].strip().strip("\"\u201c\u201d'` ")
     body = " ".join(body.split())
     if len(body) < 3:
         raise AnswerError(f"empty answer {_short(text)}")
@@ -46,7 +46,7 @@ def chosen_scene(text: str, scenes: list[str]) -> str:
     """The scene of ``scenes`` the answer names: the whole answer (quotes, a ``Scene:`` label, a list
     marker and case aside), its number in the list, or the only listed scene the answer contains."""
     body = re.sub(r"^\s*(?:\*\*)?(?:scene|answer|choice)\s*:?(?:\*\*)?\s*", "", text.strip(), flags=re.IGNORECASE)
-    body = re.sub(r"^\s*(?:[-*]|\d+[.)])\s+", "", body.strip().strip('"\u201c\u201d\'`* .'))
+    body = re.sub(r"^\s*(?:[-*]|\d+[.)])\s+", "", body.strip().strip("\"\u201c\u201d'`* ."))
     wanted = {_plain_words(scene): scene for scene in scenes}
     if _plain_words(body) in wanted:
         return wanted[_plain_words(body)]
@@ -55,7 +55,9 @@ def chosen_scene(text: str, scenes: list[str]) -> str:
     inside = [scene for key, scene in wanted.items() if key and key in _plain_words(text)]
     if len(inside) == 1:
         return inside[0]
-    raise AnswerError(f"the scene answer {_short(text)} names {'several' if inside else 'none'} of the {len(scenes)} listed scenes")
+    raise AnswerError(
+        f"the scene answer {_short(text)} names {'several' if inside else 'none'} of the {len(scenes)} listed scenes"
+    )
 
 
 def _json_list(text: str) -> list:
@@ -134,5 +136,9 @@ def to_pixels(box: list[int], width: int, height: int) -> tuple[int, int, int, i
     (the conversion Sparkle publishes for its boxes)."""
     xs = sorted(int(box[i] / 1000.0 * width) for i in (0, 2))
     ys = sorted(int(box[i] / 1000.0 * height) for i in (1, 3))
-    return (max(0, min(xs[0], width - 1)), max(0, min(ys[0], height - 1)),
-            max(0, min(xs[1], width - 1)), max(0, min(ys[1], height - 1)))
+    return (
+        max(0, min(xs[0], width - 1)),
+        max(0, min(ys[0], height - 1)),
+        max(0, min(xs[1], width - 1)),
+        max(0, min(ys[1], height - 1)),
+    )

@@ -36,8 +36,10 @@ def _histograms(frames: np.ndarray) -> np.ndarray:
 def scene_cuts(frames: np.ndarray, window: int = 4, distance: float = 0.35) -> list[int]:
     """Frame indices that start a new shot (a full window of frames is needed on both sides)."""
     hists = _histograms(frames)
-    change = {t: cv2.compareHist(hists[t - window : t].mean(0), hists[t : t + window].mean(0), cv2.HISTCMP_BHATTACHARYYA)
-              for t in range(window, len(frames) - window + 1)}
+    change = {
+        t: cv2.compareHist(hists[t - window : t].mean(0), hists[t : t + window].mean(0), cv2.HISTCMP_BHATTACHARYYA)
+        for t in range(window, len(frames) - window + 1)
+    }
     cuts: list[int] = []
     for t, value in change.items():
         if value <= distance:
@@ -62,8 +64,14 @@ class CameraMotion:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def camera_motion(frames: np.ndarray, fps: float, step_seconds: float = 0.25, still_px: float = 0.5,
-                  still_fraction: float = 0.3, min_motion: float = 0.5) -> CameraMotion:
+def camera_motion(
+    frames: np.ndarray,
+    fps: float,
+    step_seconds: float = 0.25,
+    still_px: float = 0.5,
+    still_fraction: float = 0.3,
+    min_motion: float = 0.5,
+) -> CameraMotion:
     """How much the camera moves in (T, H, W, 3) RGB frames (already at the flow width)."""
     step = max(1, round(fps * step_seconds))
     grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
@@ -72,12 +80,15 @@ def camera_motion(frames: np.ndarray, fps: float, step_seconds: float = 0.25, st
     ys, xs = np.mgrid[GRID // 2 : height - GRID // 2 : GRID, GRID // 2 : width - GRID // 2 : GRID]
     points = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
     border = (points[:, 0] < BORDER * width) | (points[:, 0] > (1 - BORDER) * width) | (points[:, 1] < BORDER * height)
-    corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1], [width / 2, height / 2]],
-                       np.float32).reshape(-1, 1, 2)
+    corners = np.array(
+        [[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1], [width / 2, height / 2]], np.float32
+    ).reshape(-1, 1, 2)
     flow_engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     moving, stills, motions = [], [], []
     for start in range(0, len(grays) - step, step):
-        textured = cv2.cornerMinEigenVal(grays[start], 5)[points[:, 1].astype(int), points[:, 0].astype(int)] > MIN_EIGEN
+        textured = (
+            cv2.cornerMinEigenVal(grays[start], 5)[points[:, 1].astype(int), points[:, 0].astype(int)] > MIN_EIGEN
+        )
         if textured.sum() < 16:  # a blank frame says nothing about the camera
             continue
         flow = flow_engine.calc(grays[start], grays[start + step], None)
@@ -95,8 +106,13 @@ def camera_motion(frames: np.ndarray, fps: float, step_seconds: float = 0.25, st
         moving.append(still < still_fraction and motion > min_motion)
     if not moving:
         return CameraMotion(0.0, 1.0, 0.0, 0)
-    return CameraMotion(float(np.mean(moving)), float(np.median(stills)), float(np.median(motions)), len(moving),
-                        longest_run(moving) * step / fps)
+    return CameraMotion(
+        float(np.mean(moving)),
+        float(np.median(stills)),
+        float(np.median(motions)),
+        len(moving),
+        longest_run(moving) * step / fps,
+    )
 
 
 def longest_run(flags: list[bool]) -> int:

@@ -42,7 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .demo_models import demo_config
 
         with demo_config(cfg) as demo:
-            report = run_pipeline(demo, *args.stages, ids=ids, use_ray=not args.no_ray, address=address, shard=args.shard)
+            report = run_pipeline(
+                demo, *args.stages, ids=ids, use_ray=not args.no_ray, address=address, shard=args.shard
+            )
     else:
         report = run_pipeline(cfg, *args.stages, ids=ids, use_ray=not args.no_ray, address=address, shard=args.shard)
     failed = sum(count for (_, status), count in report.outcomes.items() if status == "failed")
@@ -67,23 +69,38 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("synth", help="regenerate Sparkle-style training pairs from your clips (five stages on Ray)",
-                       description="Sparkle's five-stage synthesis pipeline. Settings: CONFIG.toml (see examples/synth.toml).")
+    p = sub.add_parser(
+        "synth",
+        help="regenerate Sparkle-style training pairs from your clips (five stages on Ray)",
+        description="Sparkle's five-stage synthesis pipeline. Settings: CONFIG.toml (see examples/synth.toml).",
+    )
     group = p.add_subparsers(dest="synth_command", required=True)
 
     r = group.add_parser("run", help="run (or resume) stages over the corpus; re-running skips what is decided")
     r.add_argument("config", type=Path, help="synthesis config (TOML)")
     r.add_argument("--stages", type=stage_range, default=(1, 5), help="a stage or a range, e.g. 1-5 (default), 2, 3-4")
     r.add_argument("--ids", help="comma-separated sample ids (default: every planned sample)")
-    r.add_argument("--address", help="Ray cluster to join: auto (a driver on the head) or the head's HOST:6379; default: the "
-                                     "config's [ray] address, else RAY_ADDRESS (ray job submit), else Ray starts in this process")
-    r.add_argument("--shard", type=shard, default=(0, 1), help="i/N: run shard i (0 to N-1) of the corpus, split by content, "
-                                                             "so N drivers share one corpus and output folder")
-    r.add_argument("--no-ray", action="store_true", help="run the steps in this process, one sample at a time (debugging)")
+    r.add_argument(
+        "--address",
+        help="Ray cluster to join: auto (a driver on the head) or the head's HOST:6379; default: the "
+        "config's [ray] address, else RAY_ADDRESS (ray job submit), else Ray starts in this process",
+    )
+    r.add_argument(
+        "--shard",
+        type=shard,
+        default=(0, 1),
+        help="i/N: run shard i (0 to N-1) of the corpus, split by content, "
+        "so N drivers share one corpus and output folder",
+    )
+    r.add_argument(
+        "--no-ray", action="store_true", help="run the steps in this process, one sample at a time (debugging)"
+    )
     r.add_argument("--strict", action="store_true", help="exit with status 3 if any sample failed")
     r.set_defaults(func=cmd_run)
 
-    s = group.add_parser("status", help="the funnel: per stage and theme, in / accepted / rejected by reason / failed, s/sample")
+    s = group.add_parser(
+        "status", help="the funnel: per stage and theme, in / accepted / rejected by reason / failed, s/sample"
+    )
     s.add_argument("config", type=Path, help="synthesis config (TOML)")
     s.add_argument("--json", action="store_true", help="print the funnel as JSON")
     s.set_defaults(func=cmd_status)

@@ -28,8 +28,10 @@ def cluster_address(address: str) -> str:
     """The address to join: ``address``, else ``RAY_ADDRESS`` (set by ``ray job submit``), else "" (local)."""
     address = address or os.environ.get("RAY_ADDRESS", "")
     if address.startswith("ray://"):
-        raise ConfigError(f"--address {address}: Ray Data does not run under Ray Client (ray://); run the driver on the head "
-                          "(--address auto), submit it with `ray job submit`, or give the head's GCS as HOST:PORT (default port 6379)")
+        raise ConfigError(
+            f"--address {address}: Ray Data does not run under Ray Client (ray://); run the driver on the head "
+            "(--address auto), submit it with `ray job submit`, or give the head's GCS as HOST:PORT (default port 6379)"
+        )
     return address
 
 
@@ -75,8 +77,9 @@ def ray_session(address: str, num_cpus: int) -> Iterator[bool]:
 
 def _guard_local_ray() -> subprocess.Popen:
     command = [sys.executable, "-m", "sparkle_bench.synth.cluster", str(os.getpid()), str(os.getpgid(0))]
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def reap(driver: int, group: int) -> None:
@@ -122,8 +125,10 @@ def wait_for_gpus(need: float, wait_s: float, local: bool) -> None:
             return
         if time.monotonic() >= deadline:
             where = "this machine has" if local else f"the Ray cluster still has after {wait_s:g} s"
-            raise ConfigError(f"the stages run ask for GPUs (num_gpus > 0) but {where} none: start GPU nodes, "
-                              "or set num_gpus = 0 in their [stageN] tables to run them on CPU")
+            raise ConfigError(
+                f"the stages run ask for GPUs (num_gpus > 0) but {where} none: start GPU nodes, "
+                "or set num_gpus = 0 in their [stageN] tables to run them on CPU"
+            )
         time.sleep(GPU_POLL_S)
 
 

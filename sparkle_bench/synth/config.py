@@ -39,7 +39,11 @@ class ConfigError(ValueError):
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else copy.deepcopy(value)
+        )
     return out
 
 
@@ -76,8 +80,13 @@ def load_data(kind: str, spec: str, overrides: dict | None = None, base_dir: Pat
         raise ConfigError(f"{kind} data {spec!r} has no 'version'")
     if overrides:
         unknown = [f"{kind}.{key}" for key in overrides if key not in data]
-        unknown += [f"{kind}.{key}.{k}" for key, value in overrides.items() if isinstance(value, dict)
-                    for k in value if k not in data.get(key, {})]
+        unknown += [
+            f"{kind}.{key}.{k}"
+            for key, value in overrides.items()
+            if isinstance(value, dict)
+            for k in value
+            if k not in data.get(key, {})
+        ]
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)} (not in {kind} {data['version']})")
         data = _merge(data, overrides)
@@ -139,10 +148,14 @@ def _resolve_paths(settings: dict, base: Path) -> None:
 def _check(settings: dict, taxonomy: dict) -> None:
     unknown = [t for t in settings["themes"] if t not in taxonomy.get("themes", {})]
     if unknown:
-        raise ConfigError(f"themes {unknown} are not in taxonomy {taxonomy['version']} ({', '.join(taxonomy['themes'])})")
+        raise ConfigError(
+            f"themes {unknown} are not in taxonomy {taxonomy['version']} ({', '.join(taxonomy['themes'])})"
+        )
     video = settings["video"]
     if video["width"] % 16 or video["height"] % 16:
-        raise ConfigError(f"[video] width and height must be multiples of 16 (the generators' unit), got {video['width']}x{video['height']}")
+        raise ConfigError(
+            f"[video] width and height must be multiples of 16 (the generators' unit), got {video['width']}x{video['height']}"
+        )
     if video["max_frames"] < 5:
         raise ConfigError("[video] max_frames must be at least 5")
     for number in STAGES:
@@ -175,9 +188,14 @@ def load_config(path: Path) -> SynthConfig:
     defaults = read_toml(DATA_DIR / "defaults.toml")
     unknown = _unknown_keys(defaults, user)
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)} (see sparkle_bench/synth/data/defaults.toml)")
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)} (see sparkle_bench/synth/data/defaults.toml)"
+        )
     settings = _merge(defaults, {k: v for k, v in user.items() if k not in ("thresholds", "prompts")})
     _resolve_paths(settings, base)
-    data = {kind: load_data(kind, settings["data"][kind], user.get(kind) if kind != "taxonomy" else None, base) for kind in DATA_KINDS}
+    data = {
+        kind: load_data(kind, settings["data"][kind], user.get(kind) if kind != "taxonomy" else None, base)
+        for kind in DATA_KINDS
+    }
     _check(settings, data["taxonomy"])
     return SynthConfig(settings=settings, **data)

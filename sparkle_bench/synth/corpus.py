@@ -31,14 +31,20 @@ def list_corpus(path: str, column: str) -> list[Path]:
         raise ConfigError("[corpus] path is not set: a folder of clips, or a .csv / .jsonl listing them")
     root = Path(path)
     if root.is_dir():
-        return sorted(Path(dirpath, name) for dirpath, _, names in os.walk(root, followlinks=True)
-                      for name in names if name.lower().endswith(VIDEO_SUFFIXES))
+        return sorted(
+            Path(dirpath, name)
+            for dirpath, _, names in os.walk(root, followlinks=True)
+            for name in names
+            if name.lower().endswith(VIDEO_SUFFIXES)
+        )
     if root.suffix in (".csv", ".jsonl"):
         import pandas as pd
 
         table = pd.read_csv(root, dtype=str) if root.suffix == ".csv" else pd.read_json(root, lines=True, dtype=False)
         if column not in table:
-            raise ConfigError(f"{root.name} has no column {column!r} ([corpus] column); columns: {', '.join(map(str, table.columns))}")
+            raise ConfigError(
+                f"{root.name} has no column {column!r} ([corpus] column); columns: {', '.join(map(str, table.columns))}"
+            )
         return sorted({Path(os.path.normpath(root.parent / str(v))) for v in table[column].dropna()})
     raise ConfigError(f"[corpus] path {path} is neither a folder nor a .csv / .jsonl list")
 
@@ -78,8 +84,9 @@ def read_plan(layout: Layout) -> dict[str, dict]:
     return {entry["source"]: entry for path in layout.source_files() for entry in read_jsonl(path) if "source" in entry}
 
 
-def plan_sources(layout: Layout, clips: list[Path], themes: list[str], prefix: str,
-                 shard: tuple[int, int] = (0, 1)) -> SourcePlan:
+def plan_sources(
+    layout: Layout, clips: list[Path], themes: list[str], prefix: str, shard: tuple[int, int] = (0, 1)
+) -> SourcePlan:
     """The samples of ``clips`` in ``shard`` (every clip is fingerprinted once; the shard is chosen by it).
     Of byte-identical clips, the one planned first is the sample, the others are duplicates."""
     known, plan, entries, fresh = read_plan(layout), SourcePlan(), [], []
@@ -91,8 +98,14 @@ def plan_sources(layout: Layout, clips: list[Path], themes: list[str], prefix: s
             if entry is None or (entry.get("size"), entry.get("mtime")) != (stat.st_size, stat.st_mtime_ns):
                 value = fingerprint(clip, stat.st_size)
                 theme = themes[int(value[:12], 16) % len(themes)]
-                entry = {"source": source, "size": stat.st_size, "mtime": stat.st_mtime_ns, "theme": theme,
-                         "id": f"{prefix}_{theme}_{value[:12]}", "order": len(known) + len(fresh)}
+                entry = {
+                    "source": source,
+                    "size": stat.st_size,
+                    "mtime": stat.st_mtime_ns,
+                    "theme": theme,
+                    "id": f"{prefix}_{theme}_{value[:12]}",
+                    "order": len(known) + len(fresh),
+                }
                 fresh.append(entry)
             entries.append(entry)
         except OSError as exc:
@@ -119,6 +132,8 @@ def append_lines(path: Path, records: list[dict]) -> None:
         if handle.seek(0, os.SEEK_END) > 0:
             handle.seek(-1, os.SEEK_END)
             torn = handle.read(1) != b"\n"
-        handle.write(("\n" if torn else "").encode() + "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+        handle.write(
+            ("\n" if torn else "").encode() + "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+        )
         handle.flush()
         os.fsync(handle.fileno())

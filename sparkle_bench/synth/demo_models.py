@@ -20,7 +20,15 @@ from typing import Iterator
 
 from .config import SynthConfig
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
     "{% if c['type'] == 'text' %}{{ c['text'] }}{% elif c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
@@ -47,8 +55,13 @@ def tiny_qwen25_vl(folder: Path, extra_tokens: tuple[str, ...] = ()) -> Path:
     ``extra_tokens`` are special tokens after the characters (Kiwi's query placeholder)."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                              Qwen2_5_VLProcessor, Qwen2VLImageProcessor)
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+    )
     from transformers.models.qwen2_vl import Qwen2VLVideoProcessor
 
     vocab = {t: i for i, t in enumerate(SPECIAL + [chr(c) for c in range(32, 127)] + ["\n", *extra_tokens])}
@@ -56,17 +69,40 @@ def tiny_qwen25_vl(folder: Path, extra_tokens: tuple[str, ...] = ()) -> Path:
     backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     backend.add_special_tokens(SPECIAL + list(extra_tokens))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
-                                    video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, max_position_embeddings=32768, bos_token_id=0, eos_token_id=vocab["<|im_end|>"],
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                           fullatt_block_indexes=[0], window_size=112),
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"],
-        eos_token_id=vocab["<|im_end|>"], pad_token_id=0,
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=32768,
+            bos_token_id=0,
+            eos_token_id=vocab["<|im_end|>"],
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        ),
+        vision_config=dict(
+            depth=1,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=32,
+            fullatt_block_indexes=[0],
+            window_size=112,
+        ),
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+        vision_end_token_id=vocab["<|vision_end|>"],
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=0,
     )
     torch.manual_seed(0)
     Qwen2_5_VLForConditionalGeneration(config).save_pretrained(folder)
@@ -115,23 +151,67 @@ def tiny_flux2_klein(folder: Path) -> Path:
     """A Flux2KleinPipeline: 1+1-layer transformer, 2-block VAE, a 27-layer 16-wide Qwen3 text encoder
     (the pipeline reads hidden states 9, 18 and 27)."""
     import torch
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-    tokenizer, vocab = _char_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], eos_token="<|im_end|>",
-                                       pad_token="<|endoftext|>", chat_template=template, model_max_length=512)
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tokenizer, vocab = _char_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=template,
+        model_max_length=512,
+    )
     torch.manual_seed(0)
-    text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=27,
-                                                num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=1024))
-    vae = AutoencoderKLFlux2(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                             layers_per_block=1, latent_channels=4, norm_num_groups=4, mid_block_add_attention=False)
-    transformer = Flux2Transformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                                          num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32,
-                                          axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False)
-    Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                       transformer=transformer, is_distilled=True).save_pretrained(folder)
+    text_encoder = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=27,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=8,
+            max_position_embeddings=1024,
+        )
+    )
+    vae = AutoencoderKLFlux2(
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        mid_block_add_attention=False,
+    )
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=48,
+        timestep_guidance_channels=32,
+        axes_dims_rope=(4, 4, 4, 4),
+        guidance_embeds=False,
+    )
+    Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        is_distilled=True,
+    ).save_pretrained(folder)
     return folder
 
 
@@ -147,23 +227,54 @@ def tiny_wan_parts() -> dict:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     backend.add_special_tokens(special)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64
+    )
     torch.manual_seed(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-                                               relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
-    return dict(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(vocab),
+            d_model=32,
+            d_kv=8,
+            d_ff=32,
+            num_layers=1,
+            num_heads=2,
+            relative_attention_num_buckets=8,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    )
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    return dict(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0)
+    )
 
 
-WAN_TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, out_channels=16, text_dim=32, freq_dim=256,
-                ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+WAN_TINY = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    out_channels=16,
+    text_dim=32,
+    freq_dim=256,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+)
 
 
 def tiny_wan_i2v(folder: Path) -> Path:
     """A Wan2.2-style WanImageToVideoPipeline (no image encoder; noise + image latents + mask in)."""
     from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
 
-    WanImageToVideoPipeline(transformer=WanTransformer3DModel(in_channels=36, **WAN_TINY), **tiny_wan_parts()).save_pretrained(folder)
+    WanImageToVideoPipeline(
+        transformer=WanTransformer3DModel(in_channels=36, **WAN_TINY), **tiny_wan_parts()
+    ).save_pretrained(folder)
     return folder
 
 
@@ -186,16 +297,36 @@ def tiny_sam3_tracker(folder: Path, size: int = 112) -> Path:
 
     patch = 14
     config = Sam3TrackerVideoConfig(
-        vision_config=dict(model_type="sam3_vision_model", fpn_hidden_size=128,
-                           backbone_config=dict(model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                                num_attention_heads=2, image_size=size, patch_size=patch, window_size=4,
-                                                global_attn_indexes=[1], pretrain_image_size=size)),
+        vision_config=dict(
+            model_type="sam3_vision_model",
+            fpn_hidden_size=128,
+            backbone_config=dict(
+                model_type="sam3_vit_model",
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=size,
+                patch_size=patch,
+                window_size=4,
+                global_attn_indexes=[1],
+                pretrain_image_size=size,
+            ),
+        ),
         prompt_encoder_config=dict(hidden_size=128, image_size=size, patch_size=patch, mask_input_channels=4),
         mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
-        image_size=size, num_maskmem=2, memory_attention_hidden_size=128, memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=64, memory_attention_rope_feat_sizes=[size // patch] * 2,
-        memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
-        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64, max_object_pointers_in_encoder=4,
+        image_size=size,
+        num_maskmem=2,
+        memory_attention_hidden_size=128,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64,
+        memory_attention_rope_feat_sizes=[size // patch] * 2,
+        memory_encoder_hidden_size=128,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128,
+        memory_fuser_intermediate_dim=64,
+        max_object_pointers_in_encoder=4,
     )
     torch.manual_seed(0)
     model = Sam3TrackerVideoModel(config)
@@ -203,8 +334,10 @@ def tiny_sam3_tracker(folder: Path, size: int = 112) -> Path:
         model.mask_decoder.pred_obj_score_head.proj_out.weight.zero_()
         model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(10.0)
     model.save_pretrained(folder)
-    Sam3TrackerVideoProcessor(image_processor=Sam3ImageProcessor(size={"height": size, "width": size}),
-                              video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size})).save_pretrained(folder)
+    Sam3TrackerVideoProcessor(
+        image_processor=Sam3ImageProcessor(size={"height": size, "width": size}),
+        video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}),
+    ).save_pretrained(folder)
     return folder
 
 
@@ -229,7 +362,9 @@ class ScriptedVLM:
                 request = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 parts = request["messages"][0]["content"]
                 images = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
-                server.respond(self, " ".join(p.get("text", "") for p in parts), first_image(images[0]) if images else None)
+                server.respond(
+                    self, " ".join(p.get("text", "") for p in parts), first_image(images[0]) if images else None
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -255,8 +390,11 @@ class ScriptedVLM:
 
     def respond(self, handler: BaseHTTPRequestHandler, text: str, image=None) -> None:
         reply = self.answer(text, image)
-        status, body = (reply[1], b"{}") if isinstance(reply, tuple) else \
-            (200, json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode())
+        status, body = (
+            (reply[1], b"{}")
+            if isinstance(reply, tuple)
+            else (200, json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode())
+        )
         handler.send_response(status)
         handler.send_header("content-type", "application/json")
         handler.send_header("content-length", str(len(body)))
@@ -266,7 +404,6 @@ class ScriptedVLM:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
 
 
 def first_image(url: str):
@@ -284,9 +421,14 @@ def first_image(url: str):
 
 def build_demo_models(root: Path) -> dict[str, Path]:
     """Every locally loaded model of the pipeline, by role (``mumbler``: an EditScore backbone that answers "ok")."""
-    return {"scorer": tiny_editscore_qwen25(root / "scorer", "[9,8]"), "mumbler": tiny_editscore_qwen25(root / "mumbler", "ok"),
-            "editor": tiny_flux2_klein(root / "flux2"), "animator": tiny_wan_i2v(root / "wan-i2v"),
-            "renderer": tiny_wan_vace(root / "vace"), "segmenter": tiny_sam3_tracker(root / "sam3")}
+    return {
+        "scorer": tiny_editscore_qwen25(root / "scorer", "[9,8]"),
+        "mumbler": tiny_editscore_qwen25(root / "mumbler", "ok"),
+        "editor": tiny_flux2_klein(root / "flux2"),
+        "animator": tiny_wan_i2v(root / "wan-i2v"),
+        "renderer": tiny_wan_vace(root / "vace"),
+        "segmenter": tiny_sam3_tracker(root / "sam3"),
+    }
 
 
 def demo_folder(cfg: SynthConfig) -> Path:

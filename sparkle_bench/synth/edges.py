@@ -15,8 +15,9 @@ def canny(frames: np.ndarray, low: int, high: int) -> np.ndarray:
     return np.stack([cv2.Canny(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), low, high) > 0 for f in frames])
 
 
-def fuse_edges(source: np.ndarray, background: np.ndarray, mask: np.ndarray, dilation: int, low: int = 100,
-               high: int = 200) -> np.ndarray:
+def fuse_edges(
+    source: np.ndarray, background: np.ndarray, mask: np.ndarray, dilation: int, low: int = 100, high: int = 200
+) -> np.ndarray:
     """(T, H, W) bool: source edges where the mask (grown by ``dilation`` px) is set, background edges elsewhere.
 
     The background video is resized to the source and cut to its frame count; the mask is resized

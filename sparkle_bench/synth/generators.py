@@ -33,8 +33,10 @@ def _load(cls_name: str, spec: dict, device: str):
     try:
         pipe = getattr(diffusers, cls_name).from_pretrained(spec["model"], dtype=dtype)
     except OSError as exc:
-        raise OSError(f"cannot load {cls_name} from {spec['model']!r} (a folder or a hub id in the local cache): "
-                      f"{str(exc).splitlines()[0]}") from exc
+        raise OSError(
+            f"cannot load {cls_name} from {spec['model']!r} (a folder or a hub id in the local cache): "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
     if spec.get("offload") and device.startswith("cuda"):
         pipe.enable_model_cpu_offload()
     else:
@@ -69,9 +71,15 @@ class Editor:
 
         height, width = image.shape[:2]
         work_h, work_w = height // self.multiple * self.multiple, width // self.multiple * self.multiple
-        result = self.pipe(image=Image.fromarray(image), prompt=prompt, height=work_h, width=work_w,
-                           num_inference_steps=int(self.spec["steps"]), guidance_scale=float(self.spec["guidance"]),
-                           generator=_generator(self.device, seed)).images[0]
+        result = self.pipe(
+            image=Image.fromarray(image),
+            prompt=prompt,
+            height=work_h,
+            width=work_w,
+            num_inference_steps=int(self.spec["steps"]),
+            guidance_scale=float(self.spec["guidance"]),
+            generator=_generator(self.device, seed),
+        ).images[0]
         return _resized(np.asarray(result.convert("RGB"))[None], width, height)[0]
 
 
@@ -83,9 +91,17 @@ class Animator:
         from PIL import Image
 
         height, width = image.shape[:2]
-        frames = self.pipe(image=Image.fromarray(image), prompt=prompt, height=height, width=width, num_frames=num_frames,
-                           num_inference_steps=int(self.spec["steps"]), guidance_scale=float(self.spec["guidance"]),
-                           generator=_generator(self.device, seed), output_type="np").frames[0]
+        frames = self.pipe(
+            image=Image.fromarray(image),
+            prompt=prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=int(self.spec["steps"]),
+            guidance_scale=float(self.spec["guidance"]),
+            generator=_generator(self.device, seed),
+            output_type="np",
+        ).frames[0]
         return _resized(_to_uint8(frames), width, height)
 
 
@@ -122,7 +138,12 @@ def load_fun_control(spec: dict, device: str):
     experts, text_len = [], 512
     for name in EXPERTS:
         transformer, ref_conv, config = load_expert(root / name, dtype)
-        experts.append(Expert(transformer if offload else transformer.to(device), ref_conv.to(device) if ref_conv is not None else None))
+        experts.append(
+            Expert(
+                transformer if offload else transformer.to(device),
+                ref_conv.to(device) if ref_conv is not None else None,
+            )
+        )
         text_len = int(config["text_len"])
     try:
         vae = AutoencoderKLWan.from_pretrained(parts, subfolder="vae", dtype=torch.float32).to(device)
@@ -130,7 +151,9 @@ def load_fun_control(spec: dict, device: str):
         text_encoder = text_encoder if offload else text_encoder.to(device)
         tokenizer = AutoTokenizer.from_pretrained(parts, subfolder="tokenizer")
     except OSError as exc:
-        raise OSError(f"cannot load the Wan VAE / text encoder / tokenizer from {spec['parts']!r}: {str(exc).splitlines()[0]}") from exc
+        raise OSError(
+            f"cannot load the Wan VAE / text encoder / tokenizer from {spec['parts']!r}: {str(exc).splitlines()[0]}"
+        ) from exc
     return FunControlParts(experts[0], experts[1], vae.eval(), text_encoder, tokenizer, text_len, offload)
 
 
@@ -142,9 +165,15 @@ class FunControlRenderer:
         from .fun_control.sampler import Sampling, render
 
         spec = self.spec
-        sampling = Sampling(steps=int(spec["steps"]), guidance=float(spec["guidance"]), shift=float(spec["shift"]),
-                            boundary=float(spec["boundary"]), seed=seed, negative_prompt=str(spec["negative_prompt"]),
-                            reference=bool(spec["reference"]))
+        sampling = Sampling(
+            steps=int(spec["steps"]),
+            guidance=float(spec["guidance"]),
+            shift=float(spec["shift"]),
+            boundary=float(spec["boundary"]),
+            seed=seed,
+            negative_prompt=str(spec["negative_prompt"]),
+            reference=bool(spec["reference"]),
+        )
         height, width = control.shape[1:3]
         return _resized(render(self.parts, control, first_frame, prompt, sampling, self.device), width, height)
 
@@ -160,8 +189,17 @@ class VaceRenderer:
         count, height, width = control.shape[:3]
         video = [Image.fromarray(first_frame)] + [Image.fromarray(f) for f in control[1:]]
         keep, generate = Image.new("L", (width, height), 0), Image.new("L", (width, height), 255)
-        frames = self.pipe(video=video, mask=[keep] + [generate] * (count - 1), reference_images=[Image.fromarray(first_frame)],
-                           prompt=prompt, height=height, width=width, num_frames=count,
-                           num_inference_steps=int(self.spec["steps"]), guidance_scale=float(self.spec["guidance"]),
-                           generator=_generator(self.device, seed), output_type="np").frames[0]
+        frames = self.pipe(
+            video=video,
+            mask=[keep] + [generate] * (count - 1),
+            reference_images=[Image.fromarray(first_frame)],
+            prompt=prompt,
+            height=height,
+            width=width,
+            num_frames=count,
+            num_inference_steps=int(self.spec["steps"]),
+            guidance_scale=float(self.spec["guidance"]),
+            generator=_generator(self.device, seed),
+            output_type="np",
+        ).frames[0]
         return _resized(_to_uint8(frames), width, height)

@@ -26,8 +26,13 @@ ARTIFACTS = {  # intermediate kind -> file extension
     "source_video_mask": "npz",
     "edited_video_canny": "mp4",
 }
-SCORE_FILES = ("edited_frame0_score", "edited_frame0_foreground_removed_score", "foreground_grounding_r1",
-               "foreground_grounding_r2", "edited_video_score")
+SCORE_FILES = (
+    "edited_frame0_score",
+    "edited_frame0_foreground_removed_score",
+    "foreground_grounding_r1",
+    "foreground_grounding_r2",
+    "edited_video_score",
+)
 
 
 @dataclass(frozen=True)

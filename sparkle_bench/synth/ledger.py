@@ -37,12 +37,22 @@ class Outcome:
         return cls(REJECTED, reason, detail, data)
 
 
-def append_decision(layout: Layout, stage: int, record: dict, outcome: Outcome, settings: str, seconds: float,
-                    run: str | None = None) -> dict:
+def append_decision(
+    layout: Layout, stage: int, record: dict, outcome: Outcome, settings: str, seconds: float, run: str | None = None
+) -> dict:
     decision = {
-        "id": record["id"], "theme": record["theme"], "stage": stage, "status": outcome.status,
-        "reason": outcome.reason, "detail": outcome.detail, "settings": settings, "seconds": round(seconds, 3),
-        "worker": f"{socket.gethostname()}:{os.getpid()}", "time": time.time_ns(), "run": run, "data": outcome.data,
+        "id": record["id"],
+        "theme": record["theme"],
+        "stage": stage,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "detail": outcome.detail,
+        "settings": settings,
+        "seconds": round(seconds, 3),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "time": time.time_ns(),
+        "run": run,
+        "data": outcome.data,
     }
     path = layout.decisions(stage) / f"{socket.gethostname()}-{os.getpid()}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,27 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DATA_DIR, ROLES, ConfigError, SynthConfig
+from .config import DATA_DIR, ConfigError, SynthConfig
 
 RESERVE = 0.2  # of each GPU, kept for activations, latents and the CUDA context
 GB = 1e9
-STORED_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
-                "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+STORED_BYTES = {
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+    "F32": 4,
+    "I32": 4,
+    "U32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I16": 2,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 FLOATS = {"F64", "F32", "F16", "BF16"}
 
 
@@ -73,10 +88,14 @@ def model_gb(model: str, known: dict[str, dict[str, float]], offload: bool = Fal
 
 def served(role: str, spec: dict) -> bool:
     """Whether the role's model runs behind an endpoint (no GPU memory of this actor)."""
-    return (role == "vlm" and spec.get("backend") == "openai") or (role == "scorer" and spec.get("backbone") == "openai")
+    return (role == "vlm" and spec.get("backend") == "openai") or (
+        role == "scorer" and spec.get("backbone") == "openai"
+    )
 
 
-def role_sizes(cfg: SynthConfig, number: int, roles: list[str], known: dict[str, dict[str, float]]) -> dict[str, float | None]:
+def role_sizes(
+    cfg: SynthConfig, number: int, roles: list[str], known: dict[str, dict[str, float]]
+) -> dict[str, float | None]:
     """GB per locally loaded role of a stage (a scorer's local LoRA adds its size)."""
     sizes: dict[str, float | None] = {}
     for role in roles:
@@ -102,17 +121,21 @@ def place(sizes: dict[str, float], num_gpus: int, gpu_gb: float) -> list[Placeme
     usable = gpu_gb * (1 - RESERVE)
     too_big = [f"{role} {gb:.1f} GB" for role, gb in sizes.items() if gb > usable]
     if too_big:
-        raise MemoryPlanError(f"{', '.join(too_big)} larger than one {gpu_gb:g} GB GPU ({usable:.0f} GB usable): serve a VLM or "
-                              "scorer (backend = \"openai\": vLLM / SGLang with tensor parallelism), give a diffusers pipeline "
-                              "offload = true, or use larger GPUs")
+        raise MemoryPlanError(
+            f"{', '.join(too_big)} larger than one {gpu_gb:g} GB GPU ({usable:.0f} GB usable): serve a VLM or "
+            'scorer (backend = "openai": vLLM / SGLang with tensor parallelism), give a diffusers pipeline '
+            "offload = true, or use larger GPUs"
+        )
     free, placed = [usable] * max(0, math.floor(num_gpus)), []
     for role, gb in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
         gpu = next((i for i, left in enumerate(free) if left >= gb), None)
         if gpu is None:
             need = gpus_needed(sizes, gpu_gb)
             listed = " + ".join(f"{r} {g:.1f}" for r, g in sorted(sizes.items(), key=lambda kv: -kv[1]))
-            raise MemoryPlanError(f"{listed} GB do not fit {num_gpus:g} GPU(s) of {gpu_gb:g} GB ({usable:.0f} GB usable each): "
-                                  f"ask for num_gpus = {need}, or serve the VLM (backend = \"openai\")")
+            raise MemoryPlanError(
+                f"{listed} GB do not fit {num_gpus:g} GPU(s) of {gpu_gb:g} GB ({usable:.0f} GB usable each): "
+                f'ask for num_gpus = {need}, or serve the VLM (backend = "openai")'
+            )
         free[gpu] -= gb
         placed.append(Placement(role, gb, gpu))
     return placed
@@ -130,8 +153,9 @@ def gpus_needed(sizes: dict[str, float], gpu_gb: float) -> int:
     return len(free)
 
 
-def stage_placement(cfg: SynthConfig, number: int, roles: list[str], num_gpus: float,
-                    known: dict[str, dict[str, float]] | None = None) -> list[Placement]:
+def stage_placement(
+    cfg: SynthConfig, number: int, roles: list[str], num_gpus: float, known: dict[str, dict[str, float]] | None = None
+) -> list[Placement]:
     """The stage's roles on its actor's GPUs, under ``[ray] gpu_memory_gb``; [] when not planned (0) or on CPU.
     A fractional ``num_gpus`` is that share of one GPU."""
     gpu_gb = float(cfg.settings["ray"]["gpu_memory_gb"])
@@ -140,8 +164,10 @@ def stage_placement(cfg: SynthConfig, number: int, roles: list[str], num_gpus: f
     sizes = role_sizes(cfg, number, roles, known_sizes() if known is None else known)
     unknown = [f"{role} {cfg.role(number, role)['model']!r}" for role, gb in sizes.items() if gb is None]
     if unknown:
-        raise MemoryPlanError(f"stage {number}: cannot size {', '.join(unknown)} "
-                              "(not a local folder, not in sparkle_bench/synth/data/model_sizes.toml)")
+        raise MemoryPlanError(
+            f"stage {number}: cannot size {', '.join(unknown)} "
+            "(not a local folder, not in sparkle_bench/synth/data/model_sizes.toml)"
+        )
     gpus, share = (math.ceil(num_gpus), gpu_gb) if num_gpus >= 1 else (1, gpu_gb * num_gpus)
     try:
         return place({r: gb for r, gb in sizes.items() if gb is not None}, gpus, share)

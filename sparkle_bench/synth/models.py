@@ -39,6 +39,12 @@ def load_roles(cfg: SynthConfig, stage: int, *roles: str) -> SimpleNamespace:
 
     device, _ = placement(cfg.settings["device"])
     devices = role_devices(cfg, stage, roles, device)
-    build = {"vlm": VLM, "editor": Editor, "animator": Animator, "renderer": Renderer, "segmenter": load_propagator,
-             "scorer": lambda spec, device: EditScorer(spec, device, cfg.settings["seed"])}
+    build = {
+        "vlm": VLM,
+        "editor": Editor,
+        "animator": Animator,
+        "renderer": Renderer,
+        "segmenter": load_propagator,
+        "scorer": lambda spec, device: EditScorer(spec, device, cfg.settings["seed"]),
+    }
     return SimpleNamespace(**{role: build[role](cfg.role(stage, role), devices[role]) for role in roles})

@@ -43,8 +43,9 @@ class RunReport:
     outcomes: Counter = field(default_factory=Counter)  # (stage, status) where this run's samples ended
 
 
-def plan(layout: Layout, sources: list[dict], digests: dict[int, str], first: int, last: int,
-         ids: set[str] | None = None) -> tuple[list[dict], RunReport]:
+def plan(
+    layout: Layout, sources: list[dict], digests: dict[int, str], first: int, last: int, ids: set[str] | None = None
+) -> tuple[list[dict], RunReport]:
     decided = {number: latest_decisions(layout, number) for number in STAGES}
     rows, report = [], RunReport()
     for entry in sources:
@@ -114,12 +115,19 @@ def check_resources(steps: list[Step], local: bool, gpu_wait_s: float) -> None:
     if need_gpu:
         wait_for_gpus(need_gpu, gpu_wait_s, local)
     total = ray.cluster_resources()
-    need_cpu = sum(s.num_cpus * s.concurrency for s in actors) + max((s.num_cpus for s in steps if s.load is None), default=0)
-    short = [f"{need:g} {kind} (the cluster has {total.get(kind, 0):g})"
-             for kind, need in (("GPU", need_gpu), ("CPU", need_cpu)) if need > total.get(kind, 0)]
+    need_cpu = sum(s.num_cpus * s.concurrency for s in actors) + max(
+        (s.num_cpus for s in steps if s.load is None), default=0
+    )
+    short = [
+        f"{need:g} {kind} (the cluster has {total.get(kind, 0):g})"
+        for kind, need in (("GPU", need_gpu), ("CPU", need_cpu))
+        if need > total.get(kind, 0)
+    ]
     if short:
-        message = (f"the stages run at once ask for {' and '.join(short)}: run fewer stages at a time (--stages 2) "
-                   f"or give the stages fractional num_gpus / num_cpus or smaller concurrency")
+        message = (
+            f"the stages run at once ask for {' and '.join(short)}: run fewer stages at a time (--stages 2) "
+            f"or give the stages fractional num_gpus / num_cpus or smaller concurrency"
+        )
         if local:
             raise ConfigError(message)
         warn(message + " (waiting for the cluster to grow)")
@@ -136,15 +144,25 @@ def run_ray(rows: list[dict], steps: list[Step], ctx: RunContext) -> Iterator[di
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per sample instead
-    data = ray.data.from_items([row for r in rows for row in _rows(r)], override_num_blocks=block_count(len(rows), steps))
+    data = ray.data.from_items(
+        [row for r in rows for row in _rows(r)], override_num_blocks=block_count(len(rows), steps)
+    )
     for step in steps:
         if step.load is None:
-            data = data.flat_map(step_task, fn_kwargs={"step": step, "ctx": ctx}, num_cpus=step.num_cpus,
-                                 compute=ray.data.TaskPoolStrategy(size=step.concurrency))
+            data = data.flat_map(
+                step_task,
+                fn_kwargs={"step": step, "ctx": ctx},
+                num_cpus=step.num_cpus,
+                compute=ray.data.TaskPoolStrategy(size=step.concurrency),
+            )
         else:
-            data = data.flat_map(StepActor, fn_constructor_kwargs={"step": step, "ctx": ctx},
-                                 compute=ray.data.ActorPoolStrategy(size=step.concurrency), num_cpus=step.num_cpus,
-                                 num_gpus=step.num_gpus)
+            data = data.flat_map(
+                StepActor,
+                fn_constructor_kwargs={"step": step, "ctx": ctx},
+                compute=ray.data.ActorPoolStrategy(size=step.concurrency),
+                num_cpus=step.num_cpus,
+                num_gpus=step.num_gpus,
+            )
     for row in data.iter_rows():
         yield json.loads(row["record"])
 
@@ -154,7 +172,12 @@ def record_settings(cfg: SynthConfig, layout: Layout, digests: dict[int, str]) -
     for number, value in digests.items():
         path = layout.work / "settings" / f"stage{number}-{value}.json"
         if not path.exists():
-            snapshot = {"stage": number, "digest": value, "settings": stage_settings(cfg, number), "versions": cfg.versions()}
+            snapshot = {
+                "stage": number,
+                "digest": value,
+                "settings": stage_settings(cfg, number),
+                "versions": cfg.versions(),
+            }
             write_atomic(path, (json.dumps(snapshot, indent=1, sort_keys=True) + "\n").encode())
 
 
@@ -193,19 +216,30 @@ def _plan_corpus(cfg: SynthConfig, layout: Layout, shard: tuple[int, int]) -> tu
     if sources.new_duplicates:
         shown = "; ".join(f"{copy} = {first}" for copy, first in sources.new_duplicates[:3])
         more = f" (+{len(sources.new_duplicates) - 3} more)" if len(sources.new_duplicates) > 3 else ""
-        warn(f"{len(sources.new_duplicates)} clips are byte-identical copies of earlier ones and are skipped: {shown}{more}")
+        warn(
+            f"{len(sources.new_duplicates)} clips are byte-identical copies of earlier ones and are skipped: {shown}{more}"
+        )
     return sources.samples, sources.duplicates
 
 
-def run_pipeline(cfg: SynthConfig, first: int = 1, last: int = 5, ids: set[str] | None = None, use_ray: bool = True,
-                 address: str = "", shard: tuple[int, int] = (0, 1)) -> RunReport:
+def run_pipeline(
+    cfg: SynthConfig,
+    first: int = 1,
+    last: int = 5,
+    ids: set[str] | None = None,
+    use_ray: bool = True,
+    address: str = "",
+    shard: tuple[int, int] = (0, 1),
+) -> RunReport:
     from .cluster import ray_session
     from .preflight import check_run
     from .publish import publish
 
     layout = Layout(cfg.out)
     with run_lock(layout, shard):
-        check_run(cfg, range(first, last + 1))  # models on hand and fitting their GPUs, before anything is read or started
+        check_run(
+            cfg, range(first, last + 1)
+        )  # models on hand and fitting their GPUs, before anything is read or started
         if shard[1] == 1:  # other shards' drivers may be writing theirs
             remove_temp_files(layout.root)
         sources, duplicates = _plan_corpus(cfg, layout, shard)
@@ -219,8 +253,10 @@ def run_pipeline(cfg: SynthConfig, first: int = 1, last: int = 5, ids: set[str] 
         write_atomic(layout.shard_run_file(shard), json.dumps(owner).encode())
         rows, report = plan(layout, sources, digests, first, last, ids)
         report.duplicates = duplicates
-        console.print(f"synth: {report.planned} samples to run (stages {first}-{last}), {report.done} already decided, "
-                      f"{report.waiting} waiting for an earlier stage, {duplicates} duplicate clips -> {layout.root}")
+        console.print(
+            f"synth: {report.planned} samples to run (stages {first}-{last}), {report.done} already decided, "
+            f"{report.waiting} waiting for an earlier stage, {duplicates} duplicate clips -> {layout.root}"
+        )
         if rows:
             steps = pipeline_steps(cfg, min(r["start"] for r in rows), last)
             if use_ray:
@@ -232,8 +268,12 @@ def run_pipeline(cfg: SynthConfig, first: int = 1, last: int = 5, ids: set[str] 
         for decision in run_decisions(layout, ctx.run_id).values():
             report.outcomes[(decision["stage"], decision["status"])] += 1
         if report.outcomes:
-            console.print("synth: this run's samples ended " + ", ".join(
-                f"{status} at stage {stage}: {count}" for (stage, status), count in sorted(report.outcomes.items())))
+            console.print(
+                "synth: this run's samples ended "
+                + ", ".join(
+                    f"{status} at stage {stage}: {count}" for (stage, status), count in sorted(report.outcomes.items())
+                )
+            )
         published = publish(cfg, layout, digests)
         console.print(f"published: {published['train']} training pairs, {published['bench']} bench candidates")
     return report
@@ -247,4 +287,3 @@ def progress(records: Iterator[dict], last: int, every_s: float = PROGRESS_S) ->
         if time.monotonic() - shown >= every_s:
             shown = time.monotonic()
             console.print(f"synth: {count} samples accepted through stage {last} ({count / (shown - started):.2f}/s)")
-

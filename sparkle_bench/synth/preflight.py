@@ -30,7 +30,10 @@ def needed_models(cfg: SynthConfig, stages: Iterable[int]) -> dict[str, str]:
             if served(role, spec):
                 continue
             name = cfg.stage(number).get(role, role)
-            keys = {"scorer": ("model", "lora"), "renderer": ("model", "parts") if spec.get("kind") == "fun_control" else ("model",)}
+            keys = {
+                "scorer": ("model", "lora"),
+                "renderer": ("model", "parts") if spec.get("kind") == "fun_control" else ("model",),
+            }
             for key in keys.get(role, ("model",)):
                 if spec.get(key):
                     needed.setdefault(spec[key], f"models.{name}.{key}")

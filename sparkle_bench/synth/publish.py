@@ -44,8 +44,15 @@ def _csv(columns: tuple[str, ...], rows: list[dict]) -> bytes:
 def _metadata(sample_id: str, theme: str, merged: dict) -> dict:
     # Sparkle's training metadata names the open theme's edits "openve3m_background_change"
     edit_type = "openve3m_background_change" if theme == "openve3m" else theme
-    return {"id": sample_id, "prompt": merged["prompt"],
-            "metadata": {"edit_type": edit_type, "chosen_keyword": merged["chosen_keyword"], "original_scene": merged["original_scene"]}}
+    return {
+        "id": sample_id,
+        "prompt": merged["prompt"],
+        "metadata": {
+            "edit_type": edit_type,
+            "chosen_keyword": merged["chosen_keyword"],
+            "original_scene": merged["original_scene"],
+        },
+    }
 
 
 def _merged(decisions: dict[int, dict]) -> dict:
@@ -59,18 +66,34 @@ def sparkle_records(sample_id: str, theme: str, decisions: dict[int, dict]) -> d
     data = {number: decision["data"] for number, decision in decisions.items()}
     out = {}
     if "frame0_editscore" in data.get(2, {}):
-        out["edited_frame0_score"] = {"id": sample_id, "prompt": data[2]["prompt"], "editscore": data[2]["frame0_editscore"]}
+        out["edited_frame0_score"] = {
+            "id": sample_id,
+            "prompt": data[2]["prompt"],
+            "editscore": data[2]["frame0_editscore"],
+        }
     if data.get(3, {}).get("round1_objects"):
-        out["foreground_grounding_r1"] = {"id": sample_id, "prompt": merged["prompt"], "edit_type": theme,
-                                          "round1_labels": data[3]["round1_labels"], "round1_objects": data[3]["round1_objects"]}
+        out["foreground_grounding_r1"] = {
+            "id": sample_id,
+            "prompt": merged["prompt"],
+            "edit_type": theme,
+            "round1_labels": data[3]["round1_labels"],
+            "round1_objects": data[3]["round1_objects"],
+        }
     if "removal_editscore" in data.get(3, {}):
-        out["edited_frame0_foreground_removed_score"] = {"id": sample_id, "prompt": data[3]["removal_prompt"],
-                                                         "editscore": data[3]["removal_editscore"]}
+        out["edited_frame0_foreground_removed_score"] = {
+            "id": sample_id,
+            "prompt": data[3]["removal_prompt"],
+            "editscore": data[3]["removal_editscore"],
+        }
     if "frame_objects" in data.get(4, {}):
         out["foreground_grounding_r2"] = {**out["foreground_grounding_r1"], "frame_objects": data[4]["frame_objects"]}
     if "video_editscore" in data.get(5, {}):
-        out["edited_video_score"] = {"id": sample_id, "prompt": merged["prompt"], "frame_indices": data[5]["frame_indices"],
-                                     "editscore": data[5]["video_editscore"]}
+        out["edited_video_score"] = {
+            "id": sample_id,
+            "prompt": merged["prompt"],
+            "frame_indices": data[5]["frame_indices"],
+            "editscore": data[5]["video_editscore"],
+        }
     return out
 
 
@@ -93,8 +116,10 @@ def _prune(folder: Path, keep: set[str]) -> None:
 
 def publish(cfg: SynthConfig, layout: Layout, digests: dict[int, str]) -> dict[str, int]:
     """Rewrite every published file; returns the number of training pairs and bench candidates."""
-    current = {number: {i: d for i, d in latest_decisions(layout, number).items() if d["settings"] == digests[number]}
-               for number in STAGES}
+    current = {
+        number: {i: d for i, d in latest_decisions(layout, number).items() if d["settings"] == digests[number]}
+        for number in STAGES
+    }
     themes = {entry["id"]: entry["theme"] for entry in read_plan(layout).values()}
     names = sorted(set(cfg.themes) | set(themes.values()))
     files = {(theme, name): [] for theme in names for name in SCORE_FILES}
@@ -110,18 +135,35 @@ def publish(cfg: SynthConfig, layout: Layout, digests: dict[int, str]) -> dict[s
             continue
         merged = _merged(decisions)
         if final["status"] == ACCEPTED:
-            train[theme][0].append({"prompt": merged["prompt"], "src_video": layout.relative(layout.video(theme, "source_video", sample_id)),
-                                    "tgt_video": layout.relative(layout.video(theme, "edited_video", sample_id)), "task": sample_id})
+            train[theme][0].append(
+                {
+                    "prompt": merged["prompt"],
+                    "src_video": layout.relative(layout.video(theme, "source_video", sample_id)),
+                    "tgt_video": layout.relative(layout.video(theme, "edited_video", sample_id)),
+                    "task": sample_id,
+                }
+            )
             train[theme][1].append(_metadata(sample_id, theme, merged))
         elif final["status"] == REJECTED:
             try:
-                _link(layout.video(theme, "source_video", sample_id), layout.bench / "source_videos" / theme / f"{sample_id}.mp4")
-                _link(layout.artifact(theme, "edited_frame0_foreground_removed", sample_id),
-                      layout.bench / "ref_images" / theme / f"{sample_id}.png")
+                _link(
+                    layout.video(theme, "source_video", sample_id),
+                    layout.bench / "source_videos" / theme / f"{sample_id}.mp4",
+                )
+                _link(
+                    layout.artifact(theme, "edited_frame0_foreground_removed", sample_id),
+                    layout.bench / "ref_images" / theme / f"{sample_id}.png",
+                )
             except OSError as exc:
                 warn(f"bench candidate {sample_id} left out: {exc}")
                 continue
-            bench[theme][0].append({"edited_type": theme, "prompt": merged["prompt"], "original_video": f"source_videos/{theme}/{sample_id}.mp4"})
+            bench[theme][0].append(
+                {
+                    "edited_type": theme,
+                    "prompt": merged["prompt"],
+                    "original_video": f"source_videos/{theme}/{sample_id}.mp4",
+                }
+            )
             bench[theme][1].append(_metadata(sample_id, theme, merged))
     for (theme, name), records in files.items():
         if records or layout.score_file(theme, name).exists():

@@ -44,18 +44,29 @@ def _editscore():
 def _prepare_on_model_device(tool, images, text_prompt: str = ""):
     """The package's input preparation, on the device the model is on (not always "cuda")."""
     images = images if isinstance(images, list) else [images]
-    messages = [{"role": "user", "content": [{"type": "image", "image": image} for image in images]
-                 + [{"type": "text", "text": text_prompt}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image", "image": image} for image in images]
+            + [{"type": "text", "text": text_prompt}],
+        }
+    ]
     if type(tool).__module__.endswith("qwen25vl"):
         from editscore.mllm_tools.qwen25vl import apply_chat_template
         from qwen_vl_utils import process_vision_info
 
         image_inputs, video_inputs = process_vision_info(messages)
-        inputs = tool.processor(text=[apply_chat_template(text_prompt, num_images=len(images))], images=image_inputs,
-                                videos=video_inputs, padding=True, return_tensors="pt")
+        inputs = tool.processor(
+            text=[apply_chat_template(text_prompt, num_images=len(images))],
+            images=image_inputs,
+            videos=video_inputs,
+            padding=True,
+            return_tensors="pt",
+        )
     else:
-        inputs = tool.processor.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True,
-                                                    return_tensors="pt")
+        inputs = tool.processor.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+        )
     return inputs.to(tool.model.device)
 
 
@@ -81,9 +92,15 @@ class EditScorer:
         url = spec.get("base_url", "").rstrip("/")
         key = os.environ.get(spec["api_key_env"]) if spec.get("api_key_env") else None
         self.scorer = editscore.EditScore(
-            backbone=backbone, openai_url=f"{url}/chat/completions" if url else "https://api.openai.com/v1/chat/completions",
-            key=key, model_name_or_path=spec["model"], score_range=int(spec["score_range"]), temperature=float(spec["temperature"]),
-            num_pass=1, seed=seed, lora_path=spec.get("lora") or None,
+            backbone=backbone,
+            openai_url=f"{url}/chat/completions" if url else "https://api.openai.com/v1/chat/completions",
+            key=key,
+            model_name_or_path=spec["model"],
+            score_range=int(spec["score_range"]),
+            temperature=float(spec["temperature"]),
+            num_pass=1,
+            seed=seed,
+            lora_path=spec.get("lora") or None,
         )
         self.num_pass, self.seed, self.score_range = int(spec["num_pass"]), seed, int(spec["score_range"])
         tool = self.scorer.model
@@ -110,12 +127,17 @@ class EditScorer:
         def one(index: int) -> dict:
             result = self.scorer.evaluate(images, prompt)
             if any(str(result.get(k, "")).startswith(GUESS_MARK) for k in ("SC_reasoning", "PQ_reasoning")):
-                raise ScorerError(f"EditScore could not parse the scorer's answers in pass {index + 1} of {self.num_pass} "
-                                  f"(the package would have guessed a score)")
+                raise ScorerError(
+                    f"EditScore could not parse the scorer's answers in pass {index + 1} of {self.num_pass} "
+                    f"(the package would have guessed a score)"
+                )
             return result
 
         passes = self._passes(one)
-        scores = {k: _plain(np.mean([p[k] for p in passes])) for k in ("prompt_following", "consistency", "perceptual_quality", "overall")}
+        scores = {
+            k: _plain(np.mean([p[k] for p in passes]))
+            for k in ("prompt_following", "consistency", "perceptual_quality", "overall")
+        }
         return {**scores, "SC_reasoning": passes[-1]["SC_reasoning"], "PQ_reasoning": passes[-1]["PQ_reasoning"]}
 
     def frames(self, pairs: list[tuple[np.ndarray, np.ndarray]], prompt: str) -> list[dict]:
@@ -131,14 +153,23 @@ class EditScorer:
                 for head in ("SC", "PQ"):
                     scores = self._parse(result[f"{head}_raw_output"])["score"]
                     if not scores or not 0 <= min(scores) <= self.score_range:
-                        raise ScorerError(f"EditScore could not parse the {head} answer for frame pair {frame} in pass {index + 1} "
-                                          f"of {self.num_pass} (the package would have scored it mid-range)")
+                        raise ScorerError(
+                            f"EditScore could not parse the {head} answer for frame pair {frame} in pass {index + 1} "
+                            f"of {self.num_pass} (the package would have scored it mid-range)"
+                        )
             return results
 
         passes = self._passes(one)
         out = []
         for frame in range(len(pairs)):
             first = passes[0][frame]
-            out.append({**{k: _plain(np.mean([p[frame][k] for p in passes])) for k in ("SC_score", "PQ_score", "O_score")},
-                        **{k: first[k] for k in ("SC_score_reasoning", "PQ_score_reasoning", "SC_raw_output", "PQ_raw_output")}})
+            out.append(
+                {
+                    **{k: _plain(np.mean([p[frame][k] for p in passes])) for k in ("SC_score", "PQ_score", "O_score")},
+                    **{
+                        k: first[k]
+                        for k in ("SC_score_reasoning", "PQ_score_reasoning", "SC_raw_output", "PQ_raw_output")
+                    },
+                }
+            )
         return out

@@ -31,8 +31,13 @@ STAGE = 1
 
 def settings(cfg: SynthConfig) -> dict:
     check = cfg.stage(1)["vlm_check"]
-    return {"video": cfg.settings["video"], "thresholds": cfg.thresholds["stage1"], "vlm_check": check,
-            "vlm": cfg.identity(1, "vlm") if check else None, "prompt": cfg.prompts["camera"] if check else None}
+    return {
+        "video": cfg.settings["video"],
+        "thresholds": cfg.thresholds["stage1"],
+        "vlm_check": check,
+        "vlm": cfg.identity(1, "vlm") if check else None,
+        "prompt": cfg.prompts["camera"] if check else None,
+    }
 
 
 def sample_indices(num_frames: int, source_fps: float, fps: float, max_frames: int) -> list[int]:
@@ -66,22 +71,33 @@ def coarse(record: dict, models: None, cfg: SynthConfig, layout: Layout) -> Outc
     video, limits = cfg.settings["video"], cfg.thresholds["stage1"]
     width, height, fps = int(video["width"]), int(video["height"]), float(video["fps"])
     info = probe(record["source"])
-    clip = {"source_size": [info.width, info.height], "source_fps": round(info.fps, 3), "source_frames": info.num_frames}
+    clip = {
+        "source_size": [info.width, info.height],
+        "source_fps": round(info.fps, 3),
+        "source_frames": info.num_frames,
+    }
     indexed = indexed_frames(record["source"])
     if indexed > info.num_frames:
-        return Outcome.reject("corrupt", f"the index lists {indexed} frames but only {info.num_frames} are in the file "
-                              f"(truncated)", clip=clip)
+        return Outcome.reject(
+            "corrupt",
+            f"the index lists {indexed} frames but only {info.num_frames} are in the file (truncated)",
+            clip=clip,
+        )
     if info.fps <= 0:
         return Outcome.reject("no_fps", "the video has no frame rate", clip=clip)
     if min(info.width, info.height) < limits["min_short_side"]:
-        return Outcome.reject("too_small", f"{info.width}x{info.height}, short side under {limits['min_short_side']}", clip=clip)
+        return Outcome.reject(
+            "too_small", f"{info.width}x{info.height}, short side under {limits['min_short_side']}", clip=clip
+        )
     x, y, crop_w, crop_h = crop_box(info.width, info.height, width / height)
     removed = 1 - crop_w * crop_h / (info.width * info.height)
     if removed > limits["max_crop"]:
         return Outcome.reject("aspect", f"a {width}:{height} crop would remove {removed:.0%} of the frame", clip=clip)
     indices = sample_indices(info.num_frames, info.fps, fps, int(video["max_frames"]))
     if len(indices) < limits["min_frames"]:
-        return Outcome.reject("too_short", f"{len(indices)} frames at {fps:g} fps, need {limits['min_frames']}", clip=clip)
+        return Outcome.reject(
+            "too_short", f"{len(indices)} frames at {fps:g} fps, need {limits['min_frames']}", clip=clip
+        )
     scale = max(width / crop_w, height / crop_h)
     decode = (math.ceil(info.width * scale / 2) * 2, math.ceil(info.height * scale / 2) * 2)
     frames = read_frames(record["source"], size=decode, indices=indices)
@@ -91,18 +107,35 @@ def coarse(record: dict, models: None, cfg: SynthConfig, layout: Layout) -> Outc
         frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
     clip.update(frames=len(frames), fps=fps, width=width, height=height, crop=round(removed, 4))
     flow_width = min(int(limits["flow_width"]), width)
-    small = np.stack([cv2.resize(f, (flow_width, round(flow_width * height / width)), interpolation=cv2.INTER_AREA) for f in frames])
+    small = np.stack(
+        [cv2.resize(f, (flow_width, round(flow_width * height / width)), interpolation=cv2.INTER_AREA) for f in frames]
+    )
     cuts = scene_cuts(small, int(limits["cut_window"]), float(limits["cut_distance"]))
     if cuts:
-        return Outcome.reject("scene_cut", f"cut at frame {cuts[0]}" + (f" (+{len(cuts) - 1} more)" if len(cuts) > 1 else ""),
-                              clip=clip, cuts=cuts)
-    motion = camera_motion(small, fps, limits["flow_step_seconds"], limits["still_px"], limits["still_fraction"], limits["min_motion"])
+        return Outcome.reject(
+            "scene_cut",
+            f"cut at frame {cuts[0]}" + (f" (+{len(cuts) - 1} more)" if len(cuts) > 1 else ""),
+            clip=clip,
+            cuts=cuts,
+        )
+    motion = camera_motion(
+        small, fps, limits["flow_step_seconds"], limits["still_px"], limits["still_fraction"], limits["min_motion"]
+    )
     if motion.moving_pairs > limits["max_moving_pairs"]:
-        return Outcome.reject("moving_camera", f"the camera moves in {motion.moving_pairs:.0%} of frame pairs "
-                              f"(median {motion.motion:.2f}% of the diagonal per second)", clip=clip, camera=motion.as_dict())
+        return Outcome.reject(
+            "moving_camera",
+            f"the camera moves in {motion.moving_pairs:.0%} of frame pairs "
+            f"(median {motion.motion:.2f}% of the diagonal per second)",
+            clip=clip,
+            camera=motion.as_dict(),
+        )
     if motion.longest_move >= limits["max_move_seconds"]:
-        return Outcome.reject("moving_camera", f"the camera moves for {motion.longest_move:.2f} s without a pause",
-                              clip=clip, camera=motion.as_dict())
+        return Outcome.reject(
+            "moving_camera",
+            f"the camera moves for {motion.longest_move:.2f} s without a pause",
+            clip=clip,
+            camera=motion.as_dict(),
+        )
     write_video(layout.video(record["theme"], "source_video", record["id"]), frames, fps)
     write_image(layout.artifact(record["theme"], "source_frame0", record["id"]), frames[0])
     return Outcome(ACCEPTED, data={"clip": clip, "camera": motion.as_dict()})

@@ -22,10 +22,15 @@ STAGE = 2
 
 
 def settings(cfg: SynthConfig) -> dict:
-    return {"taxonomy": cfg.taxonomy["themes"],
-            "prompts": {k: cfg.prompts[k] for k in ("describe", "choose_scene", "instruction", "instruction_open")},
-            "vlm": cfg.identity(2, "vlm"), "editor": cfg.identity(2, "editor"), "scorer": cfg.identity(2, "scorer"),
-            "thresholds": cfg.thresholds["stage2"], "seed": cfg.settings["seed"]}
+    return {
+        "taxonomy": cfg.taxonomy["themes"],
+        "prompts": {k: cfg.prompts[k] for k in ("describe", "choose_scene", "instruction", "instruction_open")},
+        "vlm": cfg.identity(2, "vlm"),
+        "editor": cfg.identity(2, "editor"),
+        "scorer": cfg.identity(2, "scorer"),
+        "thresholds": cfg.thresholds["stage2"],
+        "seed": cfg.settings["seed"],
+    }
 
 
 def load(cfg: SynthConfig) -> SimpleNamespace:
@@ -41,7 +46,9 @@ def choose_scene(vlm, prompts: dict, taxonomy: dict, theme: str, seed: int, samp
     """(subtheme, scene): the subtheme drawn from the seed, the scene chosen by the VLM from its list."""
     subtheme = draw_subtheme(taxonomy, theme, seed, sample_id)
     scenes = taxonomy["themes"][theme][subtheme]
-    asked = prompts["choose_scene"].format(theme=theme, subtheme=subtheme, scenes="\n".join(f"- {scene}" for scene in scenes))
+    asked = prompts["choose_scene"].format(
+        theme=theme, subtheme=subtheme, scenes="\n".join(f"- {scene}" for scene in scenes)
+    )
     return subtheme, chosen_scene(vlm.ask(asked, [frame0]), scenes)
 
 
@@ -52,9 +59,13 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
     if cfg.taxonomy["themes"][theme].get("open"):
         keyword, asked = "", cfg.prompts["instruction_open"].format(original_scene=original_scene)
     else:
-        subtheme, scene = choose_scene(models.vlm, cfg.prompts, cfg.taxonomy, theme, cfg.settings["seed"], sample_id, frame0)
+        subtheme, scene = choose_scene(
+            models.vlm, cfg.prompts, cfg.taxonomy, theme, cfg.settings["seed"], sample_id, frame0
+        )
         keyword = f"{subtheme}: {scene}"
-        asked = cfg.prompts["instruction"].format(original_scene=original_scene, scene=scene, theme=theme, subtheme=subtheme)
+        asked = cfg.prompts["instruction"].format(
+            original_scene=original_scene, scene=scene, theme=theme, subtheme=subtheme
+        )
     prompt = sentence(models.vlm.ask(asked, [frame0]))
     edited = models.editor.edit(frame0, prompt, sample_seed(cfg.settings["seed"], sample_id, "edit"))
     write_image(layout.artifact(theme, "edited_frame0", sample_id), edited)

@@ -20,9 +20,18 @@ STAGE = 3
 
 
 def settings(cfg: SynthConfig) -> dict:
-    return {"prompts": {k: cfg.prompts[k] for k in ("ground", "remove", "background", "relative_coordinates", "absolute_coordinates")},
-            "vlm": cfg.identity(3, "vlm"), "editor": cfg.identity(3, "editor"), "scorer": cfg.identity(3, "scorer"),
-            "animator": cfg.identity(3, "animator"), "thresholds": cfg.thresholds["stage3"], "seed": cfg.settings["seed"]}
+    return {
+        "prompts": {
+            k: cfg.prompts[k]
+            for k in ("ground", "remove", "background", "relative_coordinates", "absolute_coordinates")
+        },
+        "vlm": cfg.identity(3, "vlm"),
+        "editor": cfg.identity(3, "editor"),
+        "scorer": cfg.identity(3, "scorer"),
+        "animator": cfg.identity(3, "animator"),
+        "thresholds": cfg.thresholds["stage3"],
+        "seed": cfg.settings["seed"],
+    }
 
 
 def load(cfg: SynthConfig) -> SimpleNamespace:
@@ -38,9 +47,13 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
     frame0 = read_image(layout.artifact(theme, "source_frame0", sample_id))
     edited = read_image(layout.artifact(theme, "edited_frame0", sample_id))
     asked, size = models.vlm.coordinates(cfg.prompts, frame0)
-    objects = grounded_objects(models.vlm.ask(cfg.prompts["ground"].format(coordinates=asked), [frame0, edited]), models.vlm.boxes, size)
+    objects = grounded_objects(
+        models.vlm.ask(cfg.prompts["ground"].format(coordinates=asked), [frame0, edited]), models.vlm.boxes, size
+    )
     if not objects:
-        return Outcome.reject("no_foreground", "the grounding answer has no usable box", round1_labels=[], round1_objects=[])
+        return Outcome.reject(
+            "no_foreground", "the grounding answer has no usable box", round1_labels=[], round1_objects=[]
+        )
     labels = [o["label"] for o in objects]
     removal = cfg.prompts["remove"].format(labels=spoken_list(labels))
     plate = models.editor.edit(edited, removal, sample_seed(seed, sample_id, "remove"))
@@ -50,8 +63,12 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
     least = cfg.thresholds["stage3"]["min_overall"]
     if score["overall"] < least:
         return Outcome.reject("removal_score", f"EditScore overall {score['overall']:.2f} < {least}", **data)
-    scene = record["chosen_keyword"].partition(": ")[2] or record["prompt"]  # an open theme has no keyword: the instruction
+    scene = (
+        record["chosen_keyword"].partition(": ")[2] or record["prompt"]
+    )  # an open theme has no keyword: the instruction
     background = cfg.prompts["background"].format(scene=scene)
-    frames = models.animator.animate(plate, background, int(record["clip"]["frames"]), sample_seed(seed, sample_id, "animate"))
+    frames = models.animator.animate(
+        plate, background, int(record["clip"]["frames"]), sample_seed(seed, sample_id, "animate")
+    )
     write_video(layout.artifact(theme, "edited_background_video", sample_id), frames, float(record["clip"]["fps"]))
     return Outcome(ACCEPTED, data={**data, "background_prompt": background})

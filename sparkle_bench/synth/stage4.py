@@ -24,8 +24,12 @@ STAGE = 4
 
 
 def settings(cfg: SynthConfig) -> dict:
-    return {"prompts": {k: cfg.prompts[k] for k in ("relocate", "relative_coordinates", "absolute_coordinates")},
-            "vlm": cfg.identity(4, "vlm"), "segmenter": cfg.identity(4, "segmenter"), "thresholds": cfg.thresholds["stage4"]}
+    return {
+        "prompts": {k: cfg.prompts[k] for k in ("relocate", "relative_coordinates", "absolute_coordinates")},
+        "vlm": cfg.identity(4, "vlm"),
+        "segmenter": cfg.identity(4, "segmenter"),
+        "thresholds": cfg.thresholds["stage4"],
+    }
 
 
 def load(cfg: SynthConfig) -> SimpleNamespace:
@@ -44,8 +48,12 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
         answer = vlm.ask(cfg.prompts["relocate"].format(labels=json.dumps(labels), coordinates=asked), [frame])
         frame_objects.append(relocated(answer, labels, vlm.boxes, size))
     width, height = int(clip["width"]), int(clip["height"])
-    boxes = {index: np.array([to_pixels(o["bbox_2d"], width, height) for o in objects if o["bbox_2d"]], np.float32).reshape(-1, 4)
-             for index, objects in zip(anchors, frame_objects)}
+    boxes = {
+        index: np.array([to_pixels(o["bbox_2d"], width, height) for o in objects if o["bbox_2d"]], np.float32).reshape(
+            -1, 4
+        )
+        for index, objects in zip(anchors, frame_objects)
+    }
     data = {"frame_objects": frame_objects, "anchor_frames": anchors}
     if not any(len(b) for b in boxes.values()):
         return Outcome.reject("no_anchor_boxes", f"no label found on any of {len(anchors)} anchor frames", **data)

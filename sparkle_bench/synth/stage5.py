@@ -24,8 +24,12 @@ STAGE = 5
 
 
 def settings(cfg: SynthConfig) -> dict:
-    return {"renderer": cfg.identity(5, "renderer"), "scorer": cfg.identity(5, "scorer"), "thresholds": cfg.thresholds["stage5"],
-            "seed": cfg.settings["seed"]}
+    return {
+        "renderer": cfg.identity(5, "renderer"),
+        "scorer": cfg.identity(5, "scorer"),
+        "thresholds": cfg.thresholds["stage5"],
+        "seed": cfg.settings["seed"],
+    }
 
 
 def load(cfg: SynthConfig) -> SimpleNamespace:
@@ -52,7 +56,9 @@ def run(record: dict, models: SimpleNamespace, cfg: SynthConfig, layout: Layout)
     control = guidance(record, cfg, layout)
     write_video(layout.artifact(theme, "edited_video_canny", sample_id), control, fps)
     first = read_image(layout.artifact(theme, "edited_frame0", sample_id))
-    rendered = models.renderer.render(control, first, record["prompt"], sample_seed(cfg.settings["seed"], sample_id, "render"))
+    rendered = models.renderer.render(
+        control, first, record["prompt"], sample_seed(cfg.settings["seed"], sample_id, "render")
+    )
     write_video(layout.video(theme, "edited_video", sample_id), rendered, fps)
     source = read_frames(layout.video(theme, "source_video", sample_id))
     indices = score_indices(len(rendered), int(cfg.thresholds["stage5"]["score_frames"]))

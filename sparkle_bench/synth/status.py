@@ -26,7 +26,9 @@ def _rate(decisions: list[dict]) -> float | None:
 
 def stage_gpus(cfg: SynthConfig, number: int) -> float:
     table = cfg.stage(number)
-    return float(table["check_num_gpus"] if number == 1 and table["vlm_check"] else 0 if number == 1 else table["num_gpus"])
+    return float(
+        table["check_num_gpus"] if number == 1 and table["vlm_check"] else 0 if number == 1 else table["num_gpus"]
+    )
 
 
 def funnel(cfg: SynthConfig) -> tuple[list[dict], dict]:
@@ -57,20 +59,32 @@ def funnel(cfg: SynthConfig) -> tuple[list[dict], dict]:
             reasons = Counter(f"{d['reason']}" for d in decided if d["status"] in (REJECTED, FAILED))
             seconds = sum(d["seconds"] for d in decided)
             rate = _rate(decided)
-            rows.append({
-                "stage": number, "theme": theme, "in": len(decided), "accepted": status[ACCEPTED], "rejected": status[REJECTED],
-                "failed": status[FAILED], "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-                "yield": round(status[ACCEPTED] / len(decided), 4) if decided else None,
-                "seconds_per_sample": round(seconds / len(decided), 3) if decided else None,
-                "samples_per_s": round(rate, 3) if rate else None,
-                "gpu_hours": round(seconds * stage_gpus(cfg, number) / 3600, 3),
-                "stale": sum(stale.values()) if theme == "all" else stale[theme],
-            })
+            rows.append(
+                {
+                    "stage": number,
+                    "theme": theme,
+                    "in": len(decided),
+                    "accepted": status[ACCEPTED],
+                    "rejected": status[REJECTED],
+                    "failed": status[FAILED],
+                    "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    "yield": round(status[ACCEPTED] / len(decided), 4) if decided else None,
+                    "seconds_per_sample": round(seconds / len(decided), 3) if decided else None,
+                    "samples_per_s": round(rate, 3) if rate else None,
+                    "gpu_hours": round(seconds * stage_gpus(cfg, number) / 3600, 3),
+                    "stale": sum(stale.values()) if theme == "all" else stale[theme],
+                }
+            )
     rate = _rate(ends)
     left = len(sources) - len(finished)
-    corpus = {"planned": len(sources), "untried": len(set(sources) - tried), "duplicates": len(plan) - len(sources),
-              "finished": len(finished), "samples_per_s": round(rate, 3) if rate else None,
-              "eta_s": round(left / rate) if rate and left else (0 if not left else None)}
+    corpus = {
+        "planned": len(sources),
+        "untried": len(set(sources) - tried),
+        "duplicates": len(plan) - len(sources),
+        "finished": len(finished),
+        "samples_per_s": round(rate, 3) if rate else None,
+        "eta_s": round(left / rate) if rate and left else (0 if not left else None),
+    }
     return rows, corpus
 
 
@@ -81,18 +95,50 @@ def print_funnel(cfg: SynthConfig) -> None:
     from ..log import console
 
     rows, sources = funnel(cfg)
-    eta = "" if not sources["eta_s"] else f", ETA {sources['eta_s'] / 3600:.1f} h at {sources['samples_per_s']:.2f} samples/s"
-    table = Table(title=f"{cfg.out}: {sources['planned']} source clips ({sources['duplicates']} duplicates skipped), "
-                        f"{sources['untried']} not tried yet, {sources['finished']} finished{eta}")
-    columns = ("stage", "theme", "in", "accepted", "rejected", "failed", "rejected / failed by reason", "yield", "s/sample",
-               "samples/s", "GPU-h", "stale")
+    eta = (
+        ""
+        if not sources["eta_s"]
+        else f", ETA {sources['eta_s'] / 3600:.1f} h at {sources['samples_per_s']:.2f} samples/s"
+    )
+    table = Table(
+        title=f"{cfg.out}: {sources['planned']} source clips ({sources['duplicates']} duplicates skipped), "
+        f"{sources['untried']} not tried yet, {sources['finished']} finished{eta}"
+    )
+    columns = (
+        "stage",
+        "theme",
+        "in",
+        "accepted",
+        "rejected",
+        "failed",
+        "rejected / failed by reason",
+        "yield",
+        "s/sample",
+        "samples/s",
+        "GPU-h",
+        "stale",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("theme", "rejected / failed by reason") else "right")
     for row in rows:
         reasons = ", ".join(f"{k} {v}" for k, v in row["reasons"].items())
-        number = {k: "" if row[k] is None else f"{row[k]:.2f}" for k in ("seconds_per_sample", "samples_per_s", "gpu_hours")}
+        number = {
+            k: "" if row[k] is None else f"{row[k]:.2f}" for k in ("seconds_per_sample", "samples_per_s", "gpu_hours")
+        }
         share = "" if row["yield"] is None else f"{row['yield']:.0%}"
-        table.add_row(str(row["stage"]), row["theme"], str(row["in"]), str(row["accepted"]), str(row["rejected"]),
-                      str(row["failed"]), reasons, share, number["seconds_per_sample"], number["samples_per_s"],
-                      number["gpu_hours"], str(row["stale"] or ""), end_section=row["theme"] == "all")
+        table.add_row(
+            str(row["stage"]),
+            row["theme"],
+            str(row["in"]),
+            str(row["accepted"]),
+            str(row["rejected"]),
+            str(row["failed"]),
+            reasons,
+            share,
+            number["seconds_per_sample"],
+            number["samples_per_s"],
+            number["gpu_hours"],
+            str(row["stale"] or ""),
+            end_section=row["theme"] == "all",
+        )
     Console(width=max(console.width, 160)).print(table)

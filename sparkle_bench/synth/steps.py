@@ -70,7 +70,9 @@ class RunContext:
             return
         owner = json.loads(self.layout.shard_run_file(self.shard).read_text()).get("run")
         if owner != self.run_id:
-            raise RunSuperseded(f"run {owner} has started on {self.layout.root}; this worker's run {self.run_id} is over")
+            raise RunSuperseded(
+                f"run {owner} has started on {self.layout.root}; this worker's run {self.run_id} is over"
+            )
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,32 @@ def pipeline_steps(cfg: SynthConfig, first: int = 1, last: int = 5) -> list[Step
             check = bool(res["vlm_check"])
             steps.append(Step("stage1-flow", 1, stage1.coarse, None, not check, res["num_cpus"], 0, res["concurrency"]))
             if check:
-                steps.append(Step("stage1-vlm", 1, stage1.check, stage1.load_check, True, res["num_cpus"],
-                                  res["check_num_gpus"], res["check_concurrency"]))
+                steps.append(
+                    Step(
+                        "stage1-vlm",
+                        1,
+                        stage1.check,
+                        stage1.load_check,
+                        True,
+                        res["num_cpus"],
+                        res["check_num_gpus"],
+                        res["check_concurrency"],
+                    )
+                )
         else:
             module = MODULES[number]
-            steps.append(Step(f"stage{number}", number, module.run, module.load, True, res["num_cpus"], res["num_gpus"], res["concurrency"]))
+            steps.append(
+                Step(
+                    f"stage{number}",
+                    number,
+                    module.run,
+                    module.load,
+                    True,
+                    res["num_cpus"],
+                    res["num_gpus"],
+                    res["concurrency"],
+                )
+            )
     return steps
 
 
@@ -123,7 +146,9 @@ def attempt(step: Step, models: Any, ctx: RunContext, record: dict) -> Outcome:
             if number < tries:
                 from ..log import console
 
-                console.print(f"{record['id']} stage {step.stage}: {outcome.reason} (try {number} of {tries}), trying again")
+                console.print(
+                    f"{record['id']} stage {step.stage}: {outcome.reason} (try {number} of {tries}), trying again"
+                )
     return outcome
 
 
@@ -138,8 +163,15 @@ def apply(step: Step, models: Any, ctx: RunContext, record: dict) -> dict:
     if outcome.status == ACCEPTED and not step.final:
         return {**record, "_pending": pending, "_seconds": seconds}
     ctx.check_current()
-    decision = append_decision(ctx.layout, step.stage, record, Outcome(outcome.status, outcome.reason, outcome.detail, pending),
-                               ctx.digests[step.stage], seconds, ctx.run_id)
+    decision = append_decision(
+        ctx.layout,
+        step.stage,
+        record,
+        Outcome(outcome.status, outcome.reason, outcome.detail, pending),
+        ctx.digests[step.stage],
+        seconds,
+        ctx.run_id,
+    )
     if outcome.status != ACCEPTED:
         record["halted"] = True
     if outcome.status == FAILED:  # one line, from the worker that saw it; rejections are counted, not printed

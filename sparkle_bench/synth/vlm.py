@@ -36,7 +36,12 @@ class EndpointVLM(OpenAICompatible):
         content = []
         for image in query.images:
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-            content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()}"}})
+            content.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": f"data:image/jpeg;base64,{base64.b64encode(jpeg.tobytes()).decode()}"},
+                }
+            )
         content.append({"type": "text", "text": query.prompt})
         return [{"role": "user", "content": content}]
 
@@ -53,11 +58,13 @@ class LocalVLM(LocalQwenVL):
         import torch
 
         content = [{"type": "image"} for _ in query.images] + [{"type": "text", "text": query.prompt}]
-        text = self._processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+        text = self._processor.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
         inputs = self._processor(text=[text], images=list(query.images), return_tensors="pt").to(self._model.device)
         with torch.inference_mode():
             out = self._model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
-        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+        return self._processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]
 
 
 class VLM:
@@ -66,10 +73,17 @@ class VLM:
     def __init__(self, spec: dict, device: str):
         self.boxes, self.max_pixels = spec["boxes"], int(spec["max_pixels"])
         if spec["backend"] == "openai":
-            self.backend = EndpointVLM(spec["model"], spec["base_url"] or None, api_key_env=spec["api_key_env"] or None,
-                                       max_tokens=spec["max_new_tokens"], retries=int(spec["retries"]))
+            self.backend = EndpointVLM(
+                spec["model"],
+                spec["base_url"] or None,
+                api_key_env=spec["api_key_env"] or None,
+                max_tokens=spec["max_new_tokens"],
+                retries=int(spec["retries"]),
+            )
         elif spec["backend"] == "local":
-            self.backend = LocalVLM(spec["model"], max_pixels=self.max_pixels, max_new_tokens=spec["max_new_tokens"], device=device)
+            self.backend = LocalVLM(
+                spec["model"], max_pixels=self.max_pixels, max_new_tokens=spec["max_new_tokens"], device=device
+            )
         else:
             raise ValueError(f"[models] VLM backend {spec['backend']!r}: use 'local' or 'openai'")
 

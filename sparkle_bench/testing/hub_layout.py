@@ -23,23 +23,43 @@ KIWI_EDIT_STAGE2 = "linyq/wan2.2_ti2v_5b_qwen25vl_3b_stage2_img_vid_720x1280_81f
 
 REPO_FILES: dict[str, tuple[str, ...]] = {
     WAN_BASE: (
-        ".gitattributes", "README.md", "model_index.json",
-        "assets/comp_effic.png", "assets/logo.png", "assets/moe_2.png", "assets/moe_arch.png",
-        "assets/performance.png", "assets/vae.png",
+        ".gitattributes",
+        "README.md",
+        "model_index.json",
+        "assets/comp_effic.png",
+        "assets/logo.png",
+        "assets/moe_2.png",
+        "assets/moe_arch.png",
+        "assets/performance.png",
+        "assets/vae.png",
         "scheduler/scheduler_config.json",
-        "text_encoder/config.json", *(f"text_encoder/model-0000{i}-of-00005.safetensors" for i in range(1, 6)),
+        "text_encoder/config.json",
+        *(f"text_encoder/model-0000{i}-of-00005.safetensors" for i in range(1, 6)),
         "text_encoder/model.safetensors.index.json",
-        "tokenizer/special_tokens_map.json", "tokenizer/spiece.model", "tokenizer/tokenizer.json",
+        "tokenizer/special_tokens_map.json",
+        "tokenizer/spiece.model",
+        "tokenizer/tokenizer.json",
         "tokenizer/tokenizer_config.json",
         "transformer/config.json",
         *(f"transformer/diffusion_pytorch_model-0000{i}-of-00003.safetensors" for i in range(1, 4)),
         "transformer/diffusion_pytorch_model.safetensors.index.json",
-        "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
     ),
     QWEN: (
-        ".gitattributes", "README.md", "chat_template.json", "config.json", "generation_config.json", "merges.txt",
-        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json",
-        "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json",
+        ".gitattributes",
+        "README.md",
+        "chat_template.json",
+        "config.json",
+        "generation_config.json",
+        "merges.txt",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
     ),
     KIWI_SPARKLE: (".gitattributes", "README.md", "model.safetensors"),
     KIWI_EDIT_STAGE2: (".gitattributes", "model.safetensors"),
@@ -93,11 +113,22 @@ def _wan_base(repo: Path, scratch: Path) -> None:
     for name in ("model_index.json", "scheduler", "vae"):
         source = scratch / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, repo / name)
-    _sharded_folder(scratch / "transformer", repo / "transformer", "diffusion_pytorch_model.safetensors",
-                    "diffusion_pytorch_model-{:05d}-of-{:05d}.safetensors", 3,
-                    "diffusion_pytorch_model.safetensors.index.json")
-    _sharded_folder(scratch / "text_encoder", repo / "text_encoder", "model.safetensors",
-                    "model-{:05d}-of-{:05d}.safetensors", 5, "model.safetensors.index.json")
+    _sharded_folder(
+        scratch / "transformer",
+        repo / "transformer",
+        "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model-{:05d}-of-{:05d}.safetensors",
+        3,
+        "diffusion_pytorch_model.safetensors.index.json",
+    )
+    _sharded_folder(
+        scratch / "text_encoder",
+        repo / "text_encoder",
+        "model.safetensors",
+        "model-{:05d}-of-{:05d}.safetensors",
+        5,
+        "model.safetensors.index.json",
+    )
     (repo / "tokenizer").mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(scratch / "tokenizer" / name, repo / "tokenizer" / name)
@@ -113,8 +144,13 @@ def _qwen(repo: Path, scratch: Path) -> None:
     tiny_qwen25_vl(scratch)
     for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(scratch / name, repo / name)
-    write_shards(load_file(scratch / "model.safetensors"), repo, "model-{:05d}-of-{:05d}.safetensors", 2,
-                 "model.safetensors.index.json")
+    write_shards(
+        load_file(scratch / "model.safetensors"),
+        repo,
+        "model-{:05d}-of-{:05d}.safetensors",
+        2,
+        "model.safetensors.index.json",
+    )
     processor = json.loads((scratch / "processor_config.json").read_text())
     image = {**processor["image_processor"], "processor_class": processor["processor_class"]}
     (repo / "preprocessor_config.json").write_text(json.dumps(image, indent=2))
@@ -141,16 +177,24 @@ def kiwi_checkpoint_state(seed: int, lora_rank: int = 4) -> dict:
     torch.manual_seed(seed)
     state = {f"dit.{dit_to_diffsynth(k)}": v for k, v in WanTransformer3DModel(**DIT).state_dict().items()}
     dim, hidden, kv = DIT["num_attention_heads"] * DIT["attention_head_dim"], 32, 16
-    state.update({
-        "mllm.image_queries.q": torch.randn(QUERIES["num_image_queries"], hidden, generator=g) * 0.02,
-        "mllm.video_queries.q": torch.randn(QUERIES["num_video_queries"], hidden, generator=g) * 0.02,
-        "mllm.connetor.0.weight": torch.randn(dim, hidden, generator=g) * 0.2, "mllm.connetor.0.bias": torch.zeros(dim),
-        "mllm.connetor.2.weight": torch.randn(dim, dim, generator=g) * 0.5, "mllm.connetor.2.bias": torch.zeros(dim),
-        "vae_condition.patch_embedding.weight": torch.randn(dim, DIT["in_channels"], 1, 2, 2, generator=g) * 0.5,
-        "vae_condition.patch_embedding.bias": torch.zeros(dim),
-    })
-    for target, (out_features, in_features) in {"q_proj": (hidden, hidden), "k_proj": (kv, hidden),
-                                                "v_proj": (kv, hidden), "o_proj": (hidden, hidden)}.items():
+    state.update(
+        {
+            "mllm.image_queries.q": torch.randn(QUERIES["num_image_queries"], hidden, generator=g) * 0.02,
+            "mllm.video_queries.q": torch.randn(QUERIES["num_video_queries"], hidden, generator=g) * 0.02,
+            "mllm.connetor.0.weight": torch.randn(dim, hidden, generator=g) * 0.2,
+            "mllm.connetor.0.bias": torch.zeros(dim),
+            "mllm.connetor.2.weight": torch.randn(dim, dim, generator=g) * 0.5,
+            "mllm.connetor.2.bias": torch.zeros(dim),
+            "vae_condition.patch_embedding.weight": torch.randn(dim, DIT["in_channels"], 1, 2, 2, generator=g) * 0.5,
+            "vae_condition.patch_embedding.bias": torch.zeros(dim),
+        }
+    )
+    for target, (out_features, in_features) in {
+        "q_proj": (hidden, hidden),
+        "k_proj": (kv, hidden),
+        "v_proj": (kv, hidden),
+        "o_proj": (hidden, hidden),
+    }.items():
         name = f"mllm.model.model.language_model.layers.0.self_attn.{target}"
         state[f"{name}.lora_A.default.weight"] = torch.randn(lora_rank, in_features, generator=g) * 0.1
         state[f"{name}.lora_B.default.weight"] = torch.randn(out_features, lora_rank, generator=g) * 0.1
@@ -163,8 +207,12 @@ def _checkpoint(repo: Path, seed: int) -> None:
     save_file(kiwi_checkpoint_state(seed), repo / "model.safetensors")
 
 
-BUILDERS = {WAN_BASE: _wan_base, QWEN: _qwen, KIWI_SPARKLE: lambda repo, _: _checkpoint(repo, 11),
-            KIWI_EDIT_STAGE2: lambda repo, _: _checkpoint(repo, 12)}
+BUILDERS = {
+    WAN_BASE: _wan_base,
+    QWEN: _qwen,
+    KIWI_SPARKLE: lambda repo, _: _checkpoint(repo, 11),
+    KIWI_EDIT_STAGE2: lambda repo, _: _checkpoint(repo, 12),
+}
 
 
 def build_hub_repo(repo_id: str, root: Path) -> Path:

@@ -119,16 +119,22 @@ class HubServer:
             repo, error = self._repo(match[1][:-1], match[2], match[3])
             if error:
                 return self._error(handler, *error)
-            info = {"id": repo.repo_id, "sha": repo.sha, "private": False,
-                    "siblings": [{"rfilename": f.path} for f in repo.files.values()]}
+            info = {
+                "id": repo.repo_id,
+                "sha": repo.sha,
+                "private": False,
+                "siblings": [{"rfilename": f.path} for f in repo.files.values()],
+            }
             return self._json(handler, info)
         if match := re.fullmatch(r"/api/(models|datasets)/([^/]+/[^/]+)/tree/([^/]+)(/.*)?", path):
             repo, error = self._repo(match[1][:-1], match[2], match[3])
             if error:
                 return self._error(handler, *error)
             under = (match[4] or "").strip("/")
-            return self._json(handler, [self._tree_entry(f) for f in repo.files.values()
-                                        if not under or f.path.startswith(under + "/")])
+            return self._json(
+                handler,
+                [self._tree_entry(f) for f in repo.files.values() if not under or f.path.startswith(under + "/")],
+            )
         if match := re.fullmatch(r"/(datasets/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
             repo, error = self._repo("dataset" if match[1] else "model", match[2], match[3])
             if error:
@@ -150,8 +156,12 @@ class HubServer:
 
     @staticmethod
     def _tree_entry(file: HubFile) -> dict:
-        entry = {"type": "file", "path": file.path, "size": len(file.data),
-                 "oid": hashlib.sha1(b"blob %d\0" % len(file.data) + file.data).hexdigest()}
+        entry = {
+            "type": "file",
+            "path": file.path,
+            "size": len(file.data),
+            "oid": hashlib.sha1(b"blob %d\0" % len(file.data) + file.data).hexdigest(),
+        }
         if file.lfs:
             entry["lfs"] = {"oid": file.etag, "size": len(file.data), "pointerSize": 134}
         return entry
@@ -162,7 +172,7 @@ class HubServer:
             return self._error(handler, 500, "InternalError", "scripted failure")
         if match := re.fullmatch(r"bytes=(\d+)-(\d*)", entry["range"] or ""):
             start, end = int(match[1]), int(match[2] or len(data) - 1)
-            status, data = 206, data[start:end + 1]
+            status, data = 206, data[start : end + 1]
         handler.send_response(status)
         handler.send_header("X-Repo-Commit", repo.sha)
         handler.send_header("ETag", f'"{file.etag}"')
@@ -198,8 +208,9 @@ class HubServer:
             handler.wfile.write(body)
 
     @staticmethod
-    def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str,
-               commit: str | None = None) -> None:
+    def _error(
+        handler: BaseHTTPRequestHandler, status: int, code: str, message: str, commit: str | None = None
+    ) -> None:
         body = json.dumps({"error": message}).encode()
         handler.send_response(status)
         handler.send_header("X-Error-Code", code)
@@ -219,8 +230,13 @@ def use_hub(monkeypatch, url: str, hf_home: Path, offline: bool = False) -> None
     from huggingface_hub import constants, hf_api
 
     cache = str(hf_home / "hub")
-    for key, value in {"HF_ENDPOINT": url, "HF_HOME": str(hf_home), "HF_HUB_CACHE": cache,
-                       "HF_HUB_OFFLINE": "1" if offline else "0", "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
+    for key, value in {
+        "HF_ENDPOINT": url,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": cache,
+        "HF_HUB_OFFLINE": "1" if offline else "0",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(constants, "ENDPOINT", url)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")

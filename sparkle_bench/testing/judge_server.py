@@ -14,8 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def scores(*values: int, rubric_titles: tuple[str, ...] | None = None) -> str:
-    titles = rubric_titles or ("Instruction Compliance", "Overall Visual Quality", "Foreground Integrity",
-                               "Foreground Motion Consistency", "Background Dynamics", "Background Visual Quality")
+    titles = rubric_titles or (
+        "Instruction Compliance",
+        "Overall Visual Quality",
+        "Foreground Integrity",
+        "Foreground Motion Consistency",
+        "Background Dynamics",
+        "Background Visual Quality",
+    )
     return "\n".join(f"{t}: {v}" for t, v in zip(titles, values))
 
 
@@ -58,12 +64,17 @@ class JudgeServer:
             self._seen[instruction] = index + 1
         replies = self.script.get(instruction, [self.default])
         reply = replies[min(index, len(replies) - 1)]
-        entry = {"t": time.monotonic(), "instruction": instruction, "turns": len(request["messages"]),
-                 "prompt": request["messages"][0]["content"][0]["text"],
-                 "auth": handler.headers.get("authorization"),
-                 "temperature": request.get("temperature"), "seed": request.get("seed"),
-                 "videos": sum(1 for p in request["messages"][0]["content"] if p["type"] == "video_url"),
-                 "status": None}
+        entry = {
+            "t": time.monotonic(),
+            "instruction": instruction,
+            "turns": len(request["messages"]),
+            "prompt": request["messages"][0]["content"][0]["text"],
+            "auth": handler.headers.get("authorization"),
+            "temperature": request.get("temperature"),
+            "seed": request.get("seed"),
+            "videos": sum(1 for p in request["messages"][0]["content"] if p["type"] == "video_url"),
+            "status": None,
+        }
         with self._lock:
             self.log.append(entry)  # logged on arrival: a request counts even if its reply is never read
         if self.api_key and handler.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -80,8 +91,9 @@ class JudgeServer:
                 reply = reply[2]
             text = reply if reply != "good" else scores(5, 4, 4, 4, 3, 4)
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            payload = json.dumps({"id": "x", "object": "chat.completion", "model": request["model"],
-                                  "choices": [choice]}).encode()
+            payload = json.dumps(
+                {"id": "x", "object": "chat.completion", "model": request["model"], "choices": [choice]}
+            ).encode()
         entry["status"] = status
         try:
             handler.send_response(status)

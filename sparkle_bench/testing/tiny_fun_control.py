@@ -9,9 +9,24 @@ from pathlib import Path
 
 from .tiny_models import WAN_TINY, tiny_wan_parts
 
-TINY_FUN = {"model_type": "i2v", "patch_size": [1, 2, 2], "text_len": 512, "in_dim": 52, "dim": 24, "ffn_dim": 32,
-            "freq_dim": 256, "text_dim": 32, "out_dim": 16, "num_heads": 2, "num_layers": 2, "qk_norm": True,
-            "cross_attn_norm": True, "eps": 1e-6, "add_ref_conv": True, "in_dim_ref_conv": 16}
+TINY_FUN = {
+    "model_type": "i2v",
+    "patch_size": [1, 2, 2],
+    "text_len": 512,
+    "in_dim": 52,
+    "dim": 24,
+    "ffn_dim": 32,
+    "freq_dim": 256,
+    "text_dim": 32,
+    "out_dim": 16,
+    "num_heads": 2,
+    "num_layers": 2,
+    "qk_norm": True,
+    "cross_attn_norm": True,
+    "eps": 1e-6,
+    "add_ref_conv": True,
+    "in_dim_ref_conv": 16,
+}
 
 
 def _expert(folder: Path, seed: int) -> None:

@@ -9,12 +9,34 @@ import torch
 
 from .tiny_models import tiny_qwen25_vl
 
-DIT = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48, out_channels=48,
-           text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-           rope_max_seq_len=64)
-VAE = dict(base_dim=8, decoder_base_dim=8, z_dim=48, dim_mult=[1, 1, 1, 1], num_res_blocks=1, is_residual=True,
-           in_channels=12, out_channels=12, patch_size=2, scale_factor_spatial=16,
-           latents_mean=[0.01 * i for i in range(48)], latents_std=[0.5 + 0.01 * i for i in range(48)])
+DIT = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=48,
+    out_channels=48,
+    text_dim=32,
+    freq_dim=32,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=64,
+)
+VAE = dict(
+    base_dim=8,
+    decoder_base_dim=8,
+    z_dim=48,
+    dim_mult=[1, 1, 1, 1],
+    num_res_blocks=1,
+    is_residual=True,
+    in_channels=12,
+    out_channels=12,
+    patch_size=2,
+    scale_factor_spatial=16,
+    latents_mean=[0.01 * i for i in range(48)],
+    latents_std=[0.5 + 0.01 * i for i in range(48)],
+)
 QUERIES = dict(num_image_queries=4, num_video_queries=6, num_ref_queries=5)
 
 

@@ -55,7 +55,7 @@ max_frames = 9
 [ray]
 num_cpus = 2
 [models.vlm]
-model = "{tiny['vlm']}"
+model = "{tiny["vlm"]}"
 max_pixels = 16384
 max_new_tokens = 16
 [models.endpoint]
@@ -65,11 +65,11 @@ base_url = "{endpoint}"
 max_new_tokens = 64
 retries = 0
 [models.editor]
-model = "{tiny['editor']}"
+model = "{tiny["editor"]}"
 steps = 1
 [models.scorer]
 backbone = "qwen25vl"
-model = "{tiny['scorer']}"
+model = "{tiny["scorer"]}"
 lora = ""
 score_range = 10
 num_pass = 1
@@ -78,13 +78,13 @@ backbone = "openai"
 model = "scripted"
 base_url = "{endpoint}"
 [models.animator]
-model = "{tiny['animator']}"
+model = "{tiny["animator"]}"
 steps = 1
 [models.segmenter]
-model = "{tiny['segmenter']}"
+model = "{tiny["segmenter"]}"
 [models.renderer]
 kind = "vace"
-model = "{tiny['renderer']}"
+model = "{tiny["renderer"]}"
 steps = 1
 [stage1]
 vlm = "endpoint"

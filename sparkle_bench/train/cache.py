@@ -52,10 +52,20 @@ def build_cache(config: TrainConfig) -> int:
     state = PartialState(cpu=not torch.cuda.is_available())
     pairs = read_pairs(config.roots, config.themes)
     mine = list(range(state.process_index, len(pairs), state.num_processes))
-    dataset = PairDataset(pairs, config.num_frames, config.pixel_budget, config.multiple, config.length_mismatch,
-                          config.resize, Path(config.cache_dir), config.cache_settings(), encoder_reads=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=mine, collate_fn=keep_as_is,
-                                         num_workers=config.workers)
+    dataset = PairDataset(
+        pairs,
+        config.num_frames,
+        config.pixel_budget,
+        config.multiple,
+        config.length_mismatch,
+        config.resize,
+        Path(config.cache_dir),
+        config.cache_settings(),
+        encoder_reads=False,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=mine, collate_fn=keep_as_is, num_workers=config.workers
+    )
     model = None
     written = cached = skipped = 0
     for sample in loader:
@@ -71,7 +81,9 @@ def build_cache(config: TrainConfig) -> int:
             use_frame_cap(model, config.qwen_max_pixels or UNSET_FRAME_CAP)
         write_entry(Path(sample["cache_path"]), encode_entry(model, sample, config.encoder_frozen))
         written += 1
-    console.print(f"train-cache (process {state.process_index + 1}/{state.num_processes}): {written} encoded, "
-                  f"{cached} already cached, {skipped} skipped of {len(mine)} pairs -> {config.cache_dir}")
+    console.print(
+        f"train-cache (process {state.process_index + 1}/{state.num_processes}): {written} encoded, "
+        f"{cached} already cached, {skipped} skipped of {len(mine)} pairs -> {config.cache_dir}"
+    )
     state.wait_for_everyone()
     return 0

@@ -28,7 +28,9 @@ class TrainConfig:
     # model: where training starts (a Kiwi-Edit stage checkpoint or Kiwi-Sparkle, any format the Kiwi loader reads);
     # a DiffSynth checkpoint's own Qwen LoRA is continued (upstream's --checkpoint), a folder gets a fresh one
     start: str = STAGE2
-    base: str | None = None  # a DiffSynth start's Wan2.2-TI2V-5B diffusers base (default: its kiwi.json, else the release)
+    base: str | None = (
+        None  # a DiffSynth start's Wan2.2-TI2V-5B diffusers base (default: its kiwi.json, else the release)
+    )
     mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
     # data: the Sparkle training layout, prompts/{theme}_train.csv under each root
     roots: list[str] = field(default_factory=lambda: ["data/Sparkle"])
@@ -37,14 +39,18 @@ class TrainConfig:
     pixel_budget: int = PIXEL_BUDGET
     multiple: int = SIDE_MULTIPLE
     length_mismatch: str = "truncate"  # source/target of different lengths: "truncate" to the shorter, or "skip"
-    resize: str = "resize-crop"  # upstream: bilinear resize to cover, then centre crop; "crop-resize": the eval protocol's
+    resize: str = (
+        "resize-crop"  # upstream: bilinear resize to cover, then centre crop; "crop-resize": the eval protocol's
+    )
     qwen_max_pixels: int = 0  # Qwen's per-frame pixel cap; 0: unset, as upstream training (262144: our inference's)
     workers: int = 4  # decoding processes
     cache_dir: str = ""  # VAE latents (and frozen-encoder contexts) cached here, keyed by file hash and settings
     # what trains
     dit: str = "full"  # "full", "lora" (peft) or "frozen"
     dit_lora_rank: int = 32
-    dit_lora_targets: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"])
+    dit_lora_targets: list[str] = field(
+        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
+    )
     qwen_lora_rank: int = 64  # 0: the Qwen language model stays frozen
     qwen_lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     queries: bool = True  # image/video queries
@@ -59,7 +65,9 @@ class TrainConfig:
     warmup_steps: int = 10  # "warmup" only: optimizer steps of linear warm-up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # upstream: DeepSpeed's "auto" clipping as accelerate fills it; 0: none
-    weights: str = "bf16"  # upstream: bf16 weights (trainable ones keep fp32 masters), timestep cast to bf16 first; or "fp32"
+    weights: str = (
+        "bf16"  # upstream: bf16 weights (trainable ones keep fp32 masters), timestep cast to bf16 first; or "fp32"
+    )
     mixed_precision: str = "bf16"  # "bf16", "fp16" or "no" (CPU runs with fp32 weights use "no")
     gradient_checkpointing: bool = True
     min_timestep: float = 0.0  # timestep boundaries, as fractions of the 1000 training steps
@@ -69,7 +77,9 @@ class TrainConfig:
     engine: str = "ddp"  # "ddp" (one process or data parallel), "fsdp2" (torch FSDP2), "deepspeed" (ZeRO-2, upstream's)
     offload_optimizer: bool = True  # deepspeed: optimizer state in CPU memory (upstream's setting)
     gpu_memory: float = 0.0  # GB per device for the fit check; 0: the device's own (no check on a CPU)
-    fsdp_wrap: list[str] = field(default_factory=lambda: ["WanTransformerBlock", "Qwen2_5_VLDecoderLayer"])  # shard units
+    fsdp_wrap: list[str] = field(
+        default_factory=lambda: ["WanTransformerBlock", "Qwen2_5_VLDecoderLayer"]
+    )  # shard units
     # checkpoints, logs, evaluation
     out: str = "runs/train/kiwi-sparkle"
     save_every: int = 500
@@ -88,8 +98,17 @@ class TrainConfig:
     def cache_settings(self) -> tuple:
         """What shapes a cache entry besides the files: decoding, and the weights that encode."""
         context = (self.mllm, self.qwen_max_pixels) if self.encoder_frozen else ()
-        return (self.start, self.base, self.num_frames, self.pixel_budget, self.multiple, self.resize,
-                self.length_mismatch, self.weights, *context)
+        return (
+            self.start,
+            self.base,
+            self.num_frames,
+            self.pixel_budget,
+            self.multiple,
+            self.resize,
+            self.length_mismatch,
+            self.weights,
+            *context,
+        )
 
     def validate(self) -> None:
         problems = []
@@ -99,16 +118,22 @@ class TrainConfig:
             problems.append(f"length_mismatch must be truncate or skip, not {self.length_mismatch!r}")
         if self.mixed_precision not in ("bf16", "fp16", "no"):
             problems.append(f"mixed_precision must be bf16, fp16 or no, not {self.mixed_precision!r}")
-        choices = {"resize": ("resize-crop", "crop-resize"), "lr_schedule": ("constant", "warmup"),
-                   "weights": ("bf16", "fp32"), "engine": ENGINES}
+        choices = {
+            "resize": ("resize-crop", "crop-resize"),
+            "lr_schedule": ("constant", "warmup"),
+            "weights": ("bf16", "fp32"),
+            "engine": ENGINES,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if self.engine == "fsdp2" and self.eval_bench:
-            problems.append("the evaluation hook generates in one process, which sharded (fsdp2) weights cannot do: "
-                            "evaluate the exported checkpoints with sparkle-bench eval instead")
+            problems.append(
+                "the evaluation hook generates in one process, which sharded (fsdp2) weights cannot do: "
+                "evaluate the exported checkpoints with sparkle-bench eval instead"
+            )
         if self.weights == "bf16" and self.mixed_precision != "bf16":
-            problems.append("weights = \"bf16\" computes in bf16: it needs mixed_precision = \"bf16\"")
+            problems.append('weights = "bf16" computes in bf16: it needs mixed_precision = "bf16"')
         if not 0 <= self.min_timestep < self.max_timestep <= 1:
             problems.append("need 0 <= min_timestep < max_timestep <= 1")
         for name in ("steps", "batch_size", "grad_accum", "save_every", "keep"):
@@ -146,13 +171,16 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None)
         elif typing.get_origin(kind) is list:
-            parser.add_argument(flag, dest=name, type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None)
+            parser.add_argument(
+                flag, dest=name, type=lambda t: [x.strip() for x in t.split(",") if x.strip()], default=None
+            )
         else:
             parser.add_argument(flag, dest=name, type=kind, default=None)
 
 
 def to_toml(config: TrainConfig) -> str:
     """The resolved config as TOML (what a run folder records)."""
+
     def value(v) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"

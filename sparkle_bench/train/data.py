@@ -53,8 +53,10 @@ def read_pairs(roots: list[str], themes: list[str]) -> list[Pair]:
     pairs: list[Pair] = []
     missing = [t for t in themes if not any((Path(r) / "prompts" / f"{t}_train.csv").is_file() for r in roots)]
     if missing:
-        raise FileNotFoundError(f"no training CSV for theme(s) {', '.join(missing)} under {', '.join(roots)} "
-                                f"(want prompts/{{theme}}_train.csv)")
+        raise FileNotFoundError(
+            f"no training CSV for theme(s) {', '.join(missing)} under {', '.join(roots)} "
+            f"(want prompts/{{theme}}_train.csv)"
+        )
     for root in map(Path, roots):
         for theme in themes:
             path = root / "prompts" / f"{theme}_train.csv"
@@ -65,7 +67,9 @@ def read_pairs(roots: list[str], themes: list[str]) -> list[Pair]:
                 missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
                 if missing:
                     raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-                pairs += [Pair(row["task"], row["prompt"], root / row["src_video"], root / row["tgt_video"]) for row in reader]
+                pairs += [
+                    Pair(row["task"], row["prompt"], root / row["src_video"], root / row["tgt_video"]) for row in reader
+                ]
     if not pairs:
         raise ValueError(f"no training pairs in {', '.join(roots)} for themes {', '.join(themes)}")
     return pairs
@@ -102,9 +106,18 @@ def _load(path: Path, size: tuple[int, int] | None, count: int, fit=resize_crop)
 class PairDataset(torch.utils.data.Dataset):
     """Decoded pairs: ``{"id", "prompt", "source", "target"}`` (uint8 T,H,W,3) or ``{"id", "skip"}``."""
 
-    def __init__(self, pairs: list[Pair], num_frames: int, pixel_budget: int, multiple: int, length_mismatch: str,
-                 resize: str = "resize-crop", cache: Path | None = None, cache_settings: tuple = (),
-                 encoder_reads: bool = True):
+    def __init__(
+        self,
+        pairs: list[Pair],
+        num_frames: int,
+        pixel_budget: int,
+        multiple: int,
+        length_mismatch: str,
+        resize: str = "resize-crop",
+        cache: Path | None = None,
+        cache_settings: tuple = (),
+        encoder_reads: bool = True,
+    ):
         self.pairs, self.num_frames, self.budget, self.multiple = pairs, num_frames, pixel_budget, multiple
         self.length_mismatch, self.fit = length_mismatch, FITS[resize]
         self.cache, self.cache_settings, self.encoder_reads = cache, cache_settings, encoder_reads
@@ -114,7 +127,9 @@ class PairDataset(torch.utils.data.Dataset):
         from the whole clip), for a cached pair whose encoder trains: no full decode."""
         if pair.kind == "image":
             target = _load(pair.target, None, 1)
-            return _load(pair.source, protocol_size(target.shape[2], target.shape[1], self.budget, self.multiple), 1, self.fit)
+            return _load(
+                pair.source, protocol_size(target.shape[2], target.shape[1], self.budget, self.multiple), 1, self.fit
+            )
         source, target = probe(pair.source), probe(pair.target)
         count = frame_count(min(source.num_frames, target.num_frames, self.num_frames), self.num_frames)
         picked = range(count)
@@ -167,8 +182,9 @@ class PairStream(torch.utils.data.Sampler):
     and alternates kinds; the number of items it took is all a resume with the same processes
     needs, and :func:`restart_points` turns every process's count into starts for another number."""
 
-    def __init__(self, pairs: list[Pair], seed: int, rank: int, world: int, position: int = 0,
-                 starts: list[int] | None = None):
+    def __init__(
+        self, pairs: list[Pair], seed: int, rank: int, world: int, position: int = 0, starts: list[int] | None = None
+    ):
         kinds = sorted({p.kind for p in pairs})  # "image" before "video": images and videos alternate
         self.streams = [[i for i, p in enumerate(pairs) if p.kind == kind] for kind in kinds]
         self.seed, self.rank, self.world, self.position = seed, rank, world, position
@@ -202,8 +218,10 @@ def restart_points(kinds: int, starts: list[int], positions: list[int]) -> list[
     no pair is left out and at most a few are seen twice."""
     world = len(positions)
     starts = list(starts) or [0] * kinds
-    return [min(starts[s] + max(0, (p - s + kinds - 1) // kinds) * world + r for r, p in enumerate(positions))
-            for s in range(kinds)]
+    return [
+        min(starts[s] + max(0, (p - s + kinds - 1) // kinds) * world + r for r, p in enumerate(positions))
+        for s in range(kinds)
+    ]
 
 
 def entry_path(cache: Path, pair: Pair, settings: tuple) -> Path:

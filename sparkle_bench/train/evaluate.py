@@ -24,9 +24,15 @@ def evaluate_checkpoint(model, checkpoint: Path, config: TrainConfig, inference_
     adapter.model = model  # edit() loads only when no model is set
     # shard 0/1: this process evaluates everything (torchrun's RANK is not a shard here); no weights
     # check: they are the ones in memory; one scoring process: the trainer's own.
-    run = RunSettings(adapter, Selection(config.eval_bench, subset=config.eval_subset),
-                      runs_dir=Path(config.out) / "eval", run_name=checkpoint.name,
-                      label=f"kiwi-sparkle {checkpoint.name}", shard="0/1", check_weights=False)
+    run = RunSettings(
+        adapter,
+        Selection(config.eval_bench, subset=config.eval_subset),
+        runs_dir=Path(config.out) / "eval",
+        run_name=checkpoint.name,
+        label=f"kiwi-sparkle {checkpoint.name}",
+        shard="0/1",
+        check_weights=False,
+    )
     training_cap = use_frame_cap(model, inference_frame_cap)
     model.eval()
     try:

@@ -55,14 +55,19 @@ class Progress:
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*")
-                  if (p / SIDECAR).is_file() and not p.name.endswith(".tmp"))
+    done = sorted(
+        p for p in (out / CHECKPOINTS).glob("step-*") if (p / SIDECAR).is_file() and not p.name.endswith(".tmp")
+    )
     return done[-1] if done else None
 
 
 def _trackers(config: TrainConfig) -> list[str]:
     trackers = list(config.log_with)
-    if importlib.util.find_spec("wandb") and (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE")) and "wandb" not in trackers:
+    if (
+        importlib.util.find_spec("wandb")
+        and (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"))
+        and "wandb" not in trackers
+    ):
         trackers.append("wandb")
     return trackers
 
@@ -79,26 +84,40 @@ def make_accelerator(config: TrainConfig):
     from datetime import timedelta
 
     from accelerate import Accelerator
-    from accelerate.utils import (DeepSpeedPlugin, DistributedDataParallelKwargs, DistributedType,
-                                  GradientAccumulationPlugin, InitProcessGroupKwargs, ProjectConfiguration)
+    from accelerate.utils import (
+        DeepSpeedPlugin,
+        DistributedDataParallelKwargs,
+        DistributedType,
+        GradientAccumulationPlugin,
+        InitProcessGroupKwargs,
+        ProjectConfiguration,
+    )
 
     if _env_true("ACCELERATE_USE_FSDP"):
-        raise ValueError("launched with accelerate's FSDP config: set engine = \"fsdp2\" in the training config "
-                         "and launch with a plain (multi-GPU) accelerate config instead")
+        raise ValueError(
+            'launched with accelerate\'s FSDP config: set engine = "fsdp2" in the training config '
+            "and launch with a plain (multi-GPU) accelerate config instead"
+        )
     if _env_true("ACCELERATE_USE_DEEPSPEED") and config.engine != "deepspeed":
-        raise ValueError(f"launched with a DeepSpeed config but engine = \"{config.engine}\": set engine = \"deepspeed\"")
-    for variable, value in (("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", config.grad_accum),
-                            ("ACCELERATE_MIXED_PRECISION", config.mixed_precision)):
+        raise ValueError(f'launched with a DeepSpeed config but engine = "{config.engine}": set engine = "deepspeed"')
+    for variable, value in (
+        ("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", config.grad_accum),
+        ("ACCELERATE_MIXED_PRECISION", config.mixed_precision),
+    ):
         if os.environ.get(variable, str(value)).lower() != str(value).lower() and os.environ.get("RANK", "0") == "0":
             warn(f"{variable}={os.environ[variable]} is ignored: the training config says {value}")
     if config.engine == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise ValueError("engine = \"deepspeed\" needs DeepSpeed: pip install \"sparkle-bench\\[train-deepspeed]\"")
+        raise ValueError('engine = "deepspeed" needs DeepSpeed: pip install "sparkle-bench\\[train-deepspeed]"')
     plugin = None
     if config.engine == "deepspeed" and not _env_true("ACCELERATE_USE_DEEPSPEED"):
-        plugin = DeepSpeedPlugin(zero_stage=2, gradient_accumulation_steps=config.grad_accum,
-                                 gradient_clipping=config.max_grad_norm, zero3_init_flag=False,
-                                 offload_optimizer_device="cpu" if config.offload_optimizer else "none",
-                                 offload_param_device="none")
+        plugin = DeepSpeedPlugin(
+            zero_stage=2,
+            gradient_accumulation_steps=config.grad_accum,
+            gradient_clipping=config.max_grad_norm,
+            zero3_init_flag=False,
+            offload_optimizer_device="cpu" if config.offload_optimizer else "none",
+            offload_param_device="none",
+        )
     out = Path(config.out)
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
@@ -107,17 +126,24 @@ def make_accelerator(config: TrainConfig):
         deepspeed_plugin=plugin,
         log_with=_trackers(config) or None,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True),
-                         InitProcessGroupKwargs(timeout=timedelta(seconds=5400))],  # upstream's: room for the eval hook
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=True),
+            InitProcessGroupKwargs(timeout=timedelta(seconds=5400)),
+        ],  # upstream's: room for the eval hook
     )
     if config.engine == "deepspeed" and accelerator.distributed_type != DistributedType.DEEPSPEED:
-        raise ValueError(f"engine = \"deepspeed\" needs GPUs (accelerate runs this job as {accelerator.distributed_type.value}); "
-                         f"use engine = \"fsdp2\" or \"ddp\" here")
+        raise ValueError(
+            f'engine = "deepspeed" needs GPUs (accelerate runs this job as {accelerator.distributed_type.value}); '
+            f'use engine = "fsdp2" or "ddp" here'
+        )
     if accelerator.state.deepspeed_plugin is not None:  # the recipe's values win over a launch config's
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
-        wanted = {"gradient_accumulation_steps": config.grad_accum, "gradient_clipping": config.max_grad_norm,
-                  "train_micro_batch_size_per_gpu": config.batch_size,
-                  "train_batch_size": config.batch_size * config.grad_accum * accelerator.num_processes}
+        wanted = {
+            "gradient_accumulation_steps": config.grad_accum,
+            "gradient_clipping": config.max_grad_norm,
+            "train_micro_batch_size_per_gpu": config.batch_size,
+            "train_batch_size": config.batch_size * config.grad_accum * accelerator.num_processes,
+        }
         for key, value in wanted.items():
             if ds.get(key) not in (None, "auto", value) and accelerator.is_main_process:
                 warn(f"DeepSpeed config {key} = {ds[key]} is replaced by the training config's {value}")
@@ -131,8 +157,11 @@ def shard_fsdp2(objective: torch.nn.Module, config: TrainConfig, accelerator) ->
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(accelerator.device.type, (accelerator.num_processes,))
-    policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-              if config.mixed_precision == "bf16" else MixedPrecisionPolicy())
+    policy = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if config.mixed_precision == "bf16"
+        else MixedPrecisionPolicy()
+    )
     for module in list(objective.modules()):
         if type(module).__name__ in config.fsdp_wrap:
             fully_shard(module, mesh=mesh, mp_policy=policy)
@@ -174,7 +203,13 @@ def load_training_state(accelerator, objective, optimizer, config: TrainConfig, 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
         dcp.load(state, checkpoint_id=str(folder / "trainable"))
-    set_state_dict(objective, _raw(optimizer), model_state_dict=state["model"], optim_state_dict=state["optimizer"], options=options)
+    set_state_dict(
+        objective,
+        _raw(optimizer),
+        model_state_dict=state["model"],
+        optim_state_dict=state["optimizer"],
+        options=options,
+    )
 
 
 def trainable_weights(objective, model, config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -182,8 +217,9 @@ def trainable_weights(objective, model, config: TrainConfig) -> dict[str, torch.
     if config.engine == "fsdp2":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        full = get_model_state_dict(objective, options=StateDictOptions(full_state_dict=True, cpu_offload=True,
-                                                                        ignore_frozen_params=True))
+        full = get_model_state_dict(
+            objective, options=StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+        )
         return {k.removeprefix("kiwi."): v for k, v in full.items()}
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -203,18 +239,24 @@ def train(config: TrainConfig) -> int:
         progress = Progress(**json.loads((resume / "state" / PROGRESS).read_text()))
         if progress.processes != world:
             if config.engine == "deepspeed":
-                raise ValueError(f"{resume.name} was written by {progress.processes} process(es) and this job has {world}: "
-                                 f"DeepSpeed's partitions resume only with {progress.processes}")
+                raise ValueError(
+                    f"{resume.name} was written by {progress.processes} process(es) and this job has {world}: "
+                    f"DeepSpeed's partitions resume only with {progress.processes}"
+                )
             if main:
-                warn(f"{resume.name} was written by {progress.processes} process(es), this job has {world}: the weights and "
-                     f"optimizer state are resharded, the data continues from each kind's earliest unread pair")
+                warn(
+                    f"{resume.name} was written by {progress.processes} process(es), this job has {world}: the weights and "
+                    f"optimizer state are resharded, the data continues from each kind's earliest unread pair"
+                )
             progress.starts = restart_points(kinds, progress.starts, progress.positions)
             progress.positions, progress.processes = [0] * world, world
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(to_toml(config))
-        console.print(f"training: {world} process(es), engine {config.engine}; a step = {config.grad_accum} micro-steps x "
-                      f"{config.batch_size} sample(s) x {world} process(es) = {config.grad_accum * config.batch_size * world} samples")
+        console.print(
+            f"training: {world} process(es), engine {config.engine}; a step = {config.grad_accum} micro-steps x "
+            f"{config.batch_size} sample(s) x {world} process(es) = {config.grad_accum * config.batch_size * world} samples"
+        )
 
     model, start, bases = start_model(config, weights_dtype(config))
     inference_cap = model.encoder.config.max_pixels_per_frame  # restored while the eval hook generates
@@ -226,8 +268,9 @@ def train(config: TrainConfig) -> int:
     model.place(accelerator.device)
     if config.engine == "fsdp2":
         objective = shard_fsdp2(training.objective, config, accelerator)
-        optimizer = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=config.lr,
-                                      weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(
+            [p for p in objective.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+        )
     else:
         objective, optimizer = accelerator.prepare(training.objective, training.optimizer)
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -241,17 +284,34 @@ def train(config: TrainConfig) -> int:
             tmp = out / ".losses.jsonl.tmp"
             tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
             tmp.replace(out / "losses.jsonl")  # steps after the checkpoint are trained again
-    accelerator.init_trackers("kiwi-train", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                                    for k, v in asdict(config).items()})
+    accelerator.init_trackers(
+        "kiwi-train",
+        config={k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in asdict(config).items()},
+    )
 
     rank = accelerator.process_index
     cache = Path(config.cache_dir) if config.cache_dir else None
     stream = PairStream(pairs, config.seed, rank, world, progress.positions[rank], progress.starts)
-    dataset = PairDataset(pairs, config.num_frames, config.pixel_budget, config.multiple, config.length_mismatch,
-                          config.resize, cache, config.cache_settings(), encoder_reads=not config.encoder_frozen)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, sampler=stream, collate_fn=keep_as_is,
-                                         num_workers=config.workers, persistent_workers=config.workers > 0,
-                                         prefetch_factor=2 if config.workers > 0 else None)
+    dataset = PairDataset(
+        pairs,
+        config.num_frames,
+        config.pixel_budget,
+        config.multiple,
+        config.length_mismatch,
+        config.resize,
+        cache,
+        config.cache_settings(),
+        encoder_reads=not config.encoder_frozen,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=stream,
+        collate_fn=keep_as_is,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        prefetch_factor=2 if config.workers > 0 else None,
+    )
     batches = iter(loader)
     position = progress.positions[rank]
 
@@ -277,10 +337,17 @@ def train(config: TrainConfig) -> int:
         write_entry(Path(sample["cache_path"]), found)
         return found
 
-    from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
-    bar = Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-              TimeRemainingColumn(), console=console, disable=not main or not console.is_terminal)
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not main or not console.is_terminal,
+    )
     task = bar.add_task("training", total=config.steps, completed=progress.step)
     model.train()
     window: list[float] = []
@@ -293,7 +360,9 @@ def train(config: TrainConfig) -> int:
             for micro in range(config.grad_accum):
                 with accelerator.accumulate(objective), accelerator.autocast():
                     samples = [next_sample() for _ in range(config.batch_size)]
-                    loss = batch_loss(objective, samples, config, progress.step, micro, rank, [precomputed(s) for s in samples])
+                    loss = batch_loss(
+                        objective, samples, config, progress.step, micro, rank, [precomputed(s) for s in samples]
+                    )
                     accelerator.backward(loss)
                 window.append(float(loss.detach()))
             if config.max_grad_norm > 0:
@@ -302,22 +371,37 @@ def train(config: TrainConfig) -> int:
             optimizer.zero_grad()
             progress.step += 1
             losses = accelerator.gather(torch.tensor([sum(window) / len(window)], device=accelerator.device)).cpu()
-            skipped = set().union(*gather_object([set(progress.skipped)]))  # a pair skipped by several processes counts once
+            skipped = set().union(
+                *gather_object([set(progress.skipped)])
+            )  # a pair skipped by several processes counts once
             window.clear()
             seconds = time.monotonic() - started
             started = time.monotonic()
             samples_per_s = config.grad_accum * config.batch_size * world / max(seconds, 1e-9)
-            record = {"step": progress.step, "loss": float(losses.mean()), "lr": lr, "seconds": round(seconds, 3),
-                      "samples_per_s": round(samples_per_s, 3), "skipped": len(skipped), "processes": world}
+            record = {
+                "step": progress.step,
+                "loss": float(losses.mean()),
+                "lr": lr,
+                "seconds": round(seconds, 3),
+                "samples_per_s": round(samples_per_s, 3),
+                "skipped": len(skipped),
+                "processes": world,
+            }
             if torch.cuda.is_available():
                 record["gpu_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             accelerator.log({k: v for k, v in record.items() if k != "step"}, step=progress.step)
             if main:
                 append_jsonl(out / "losses.jsonl", record)
                 memory = f" {record['gpu_mem_gb']} GB" if "gpu_mem_gb" in record else ""
-                bar.update(task, completed=progress.step, description=f"step {progress.step} loss {record['loss']:.4f} "
-                           f"lr {lr:.2e} {seconds:.2f} s/step {samples_per_s:.2f} samples/s{memory}")
-            evaluate_now = config.eval_bench and (progress.step == config.steps or (config.eval_every and progress.step % config.eval_every == 0))
+                bar.update(
+                    task,
+                    completed=progress.step,
+                    description=f"step {progress.step} loss {record['loss']:.4f} "
+                    f"lr {lr:.2e} {seconds:.2f} s/step {samples_per_s:.2f} samples/s{memory}",
+                )
+            evaluate_now = config.eval_bench and (
+                progress.step == config.steps or (config.eval_every and progress.step % config.eval_every == 0)
+            )
             if progress.step % config.save_every == 0 or progress.step == config.steps or evaluate_now:
                 progress.positions = [int(p) for p in gather_object([position])]
                 for skipped in gather_object([progress.skipped]):
@@ -332,11 +416,15 @@ def train(config: TrainConfig) -> int:
                     accelerator.wait_for_everyone()
     accelerator.end_training()
     if main:
-        console.print(f"training done: {progress.step} steps, {len(progress.skipped)} pairs skipped; checkpoints in {out / CHECKPOINTS}")
+        console.print(
+            f"training done: {progress.step} steps, {len(progress.skipped)} pairs skipped; checkpoints in {out / CHECKPOINTS}"
+        )
     return 0
 
 
-def save_checkpoint(accelerator, objective, optimizer, model, config: TrainConfig, bases: dict, progress: Progress) -> Path:
+def save_checkpoint(
+    accelerator, objective, optimizer, model, config: TrainConfig, bases: dict, progress: Progress
+) -> Path:
     """``checkpoints/step-NNNNNN/`` written as ``.tmp`` and renamed when complete; keep the last ``keep``.
     ``bases``: the ``kiwi.json`` records of :func:`start.start_model` (local ones get their path from ``final``)."""
     out = Path(config.out) / CHECKPOINTS

@@ -53,10 +53,16 @@ class MemoryEstimate:
         return self.weights + self.gradients + self.optimizer + self.activations
 
     def line(self) -> str:
-        host = f"; optimizer state in host memory {self.host_optimizer / GB:.1f} GB per process" if self.host_optimizer else ""
-        return (f"memory per device ({self.engine} on {self.processes} process{'es' if self.processes > 1 else ''}): "
-                f"~{self.total / GB:.1f} GB = weights {self.weights / GB:.1f} + gradients {self.gradients / GB:.1f} "
-                f"+ optimizer {self.optimizer / GB:.1f} + activations {self.activations / GB:.1f}{host}")
+        host = (
+            f"; optimizer state in host memory {self.host_optimizer / GB:.1f} GB per process"
+            if self.host_optimizer
+            else ""
+        )
+        return (
+            f"memory per device ({self.engine} on {self.processes} process{'es' if self.processes > 1 else ''}): "
+            f"~{self.total / GB:.1f} GB = weights {self.weights / GB:.1f} + gradients {self.gradients / GB:.1f} "
+            f"+ optimizer {self.optimizer / GB:.1f} + activations {self.activations / GB:.1f}{host}"
+        )
 
 
 def _sizes(model) -> tuple[int, float, float]:
@@ -85,7 +91,12 @@ def activation_bytes(model, config) -> float:
         frame_tokens = min(cap, config.pixel_budget) / QWEN_PATCH**2
         seen = min(QWEN_FRAMES, config.num_frames)
         qwen_tokens = math.ceil(seen / 2) * frame_tokens + model.encoder.config.num_video_queries + 128
-        qwen_peak = text.num_hidden_layers * qwen_tokens * (QWEN_KEPT[0] * text.hidden_size + QWEN_KEPT[1] * text.intermediate_size) * act
+        qwen_peak = (
+            text.num_hidden_layers
+            * qwen_tokens
+            * (QWEN_KEPT[0] * text.hidden_size + QWEN_KEPT[1] * text.intermediate_size)
+            * act
+        )
     vae = model.vae.config
     vae_peak = 0 if config.cache_dir else VAE_KEPT * 4 * config.pixel_budget * vae.base_dim * act
     return max(dit_peak + qwen_peak, vae_peak)
@@ -98,17 +109,24 @@ def estimate(model, config, processes: int) -> MemoryEstimate:
     activations = activation_bytes(model, config) * config.batch_size
     n = max(1, processes)
     if config.engine == "fsdp2":
-        return MemoryEstimate("fsdp2", n, (frozen + 4 * trainable) / n + 2 * block, 4 * trainable / n, 12 * trainable / n, activations)
+        return MemoryEstimate(
+            "fsdp2", n, (frozen + 4 * trainable) / n + 2 * block, 4 * trainable / n, 12 * trainable / n, activations
+        )
     if config.engine == "deepspeed":
         frozen_elements = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         states = 12 * trainable / n
         on_device = 0.0 if config.offload_optimizer else states
-        return MemoryEstimate("deepspeed ZeRO-2", n, 2 * (frozen_elements + trainable),
-                              2 * trainable / n + 2 * min(trainable, ZERO_BUCKET), on_device, activations,
-                              states if config.offload_optimizer else 0.0)
+        return MemoryEstimate(
+            "deepspeed ZeRO-2",
+            n,
+            2 * (frozen_elements + trainable),
+            2 * trainable / n + 2 * min(trainable, ZERO_BUCKET),
+            on_device,
+            activations,
+            states if config.offload_optimizer else 0.0,
+        )
     buckets = 4 * trainable if n > 1 else 0
-    return MemoryEstimate("ddp", n, frozen + 4 * trainable, 4 * trainable + buckets,
-                          12 * trainable, activations)
+    return MemoryEstimate("ddp", n, frozen + 4 * trainable, 4 * trainable + buckets, 12 * trainable, activations)
 
 
 def device_capacity(config) -> float | None:
@@ -125,9 +143,11 @@ def device_capacity(config) -> float | None:
 def check_fit(found: MemoryEstimate, capacity: float | None) -> None:
     """Refuse in one line when the estimate exceeds the device (5% kept for the runtime)."""
     if capacity is not None and found.total > 0.95 * capacity:
-        raise DoesNotFit(f"training cannot fit: {found.line()}, the device has {capacity / GB:.0f} GB; use "
-                          f"engine = \"fsdp2\" or \"deepspeed\", more processes, gradient_checkpointing, "
-                          f"or a smaller num_frames / pixel_budget (gpu_memory = GB overrides the detected size)")
+        raise DoesNotFit(
+            f"training cannot fit: {found.line()}, the device has {capacity / GB:.0f} GB; use "
+            f'engine = "fsdp2" or "deepspeed", more processes, gradient_checkpointing, '
+            f"or a smaller num_frames / pixel_budget (gpu_memory = GB overrides the detected size)"
+        )
 
 
 def rss_peak_during(work) -> tuple[float, float]:

@@ -112,8 +112,13 @@ def timestep_dtype(config: TrainConfig) -> torch.dtype:
 class FlowMatchingObjective(nn.Module):
     """Wraps the Kiwi model for the distributed engine; ``forward`` is one sample's weighted loss."""
 
-    def __init__(self, model: KiwiModel, min_timestep: float = 0.0, max_timestep: float = 1.0,
-                 timestep_dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        model: KiwiModel,
+        min_timestep: float = 0.0,
+        max_timestep: float = 1.0,
+        timestep_dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         self.kiwi = model
         self.schedule = FlowSchedule.make(TRAIN_STEPS)
@@ -121,8 +126,14 @@ class FlowMatchingObjective(nn.Module):
         self.bounds = (int(min_timestep * TRAIN_STEPS), int(max_timestep * TRAIN_STEPS))
         self.timestep_dtype = timestep_dtype
 
-    def forward(self, sample: dict, draw: torch.Generator, source: torch.Tensor | None = None,
-                target: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        sample: dict,
+        draw: torch.Generator,
+        source: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``source``/``target`` latents and the ``context`` may come precomputed (the cache)."""
         kiwi = self.kiwi
         if context is None:
@@ -132,7 +143,9 @@ class FlowMatchingObjective(nn.Module):
                 source, target = kiwi.encode(sample["source"]), kiwi.encode(sample["target"])
         clean = target
         index = int(torch.randint(*self.bounds, (1,), generator=draw))
-        timestep = self.schedule.timesteps[index : index + 1].to(self.timestep_dtype)  # upstream: cast first, then look up
+        timestep = self.schedule.timesteps[index : index + 1].to(
+            self.timestep_dtype
+        )  # upstream: cast first, then look up
         position = self.schedule.index(timestep)
         sigma = self.schedule.sigmas[position].to(clean.device)
         noise = torch.randn(clean.shape, generator=draw, dtype=torch.float32).to(clean.device, clean.dtype)
@@ -147,11 +160,22 @@ def draw_for(seed: int, step: int, slot: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 10_007 + slot * 101 + rank)
 
 
-def batch_loss(objective: nn.Module, samples: list[dict], config: TrainConfig, step: int, micro: int, rank: int = 0,
-               inputs: list[dict] | None = None) -> torch.Tensor:
+def batch_loss(
+    objective: nn.Module,
+    samples: list[dict],
+    config: TrainConfig,
+    step: int,
+    micro: int,
+    rank: int = 0,
+    inputs: list[dict] | None = None,
+) -> torch.Tensor:
     """Mean loss of one micro-batch (``inputs``: precomputed latents/contexts per sample, or None)."""
-    losses = [objective(sample, draw_for(config.seed, step, micro * config.batch_size + i, rank), **(inputs[i] if inputs else {}))
-              for i, sample in enumerate(samples)]
+    losses = [
+        objective(
+            sample, draw_for(config.seed, step, micro * config.batch_size + i, rank), **(inputs[i] if inputs else {})
+        )
+        for i, sample in enumerate(samples)
+    ]
     return torch.stack(losses).mean()
 
 
@@ -189,7 +213,7 @@ def export_trainable(state: dict[str, torch.Tensor], has_reference: bool = False
     for name, value in state.items():
         key = None
         if name.startswith("denoiser.transformer."):
-            rest = name[len("denoiser.transformer."):]
+            rest = name[len("denoiser.transformer.") :]
             if ".lora_" in rest:
                 module, lora = rest.split(".lora_", 1)
                 mapped = dit_to_diffsynth(module)
@@ -198,17 +222,19 @@ def export_trainable(state: dict[str, torch.Tensor], has_reference: bool = False
                 mapped = dit_to_diffsynth(rest.replace(".base_layer.", "."))
                 key = mapped and f"dit.{mapped}"
         elif name.startswith("encoder.qwen."):
-            key = QWEN_PREFIX + name[len("encoder.qwen."):]
-        elif name in ("encoder.image_queries", "encoder.video_queries") or (has_reference and name == "encoder.ref_queries"):
-            key = f"mllm.{name[len('encoder.'):]}.q"
+            key = QWEN_PREFIX + name[len("encoder.qwen.") :]
+        elif name in ("encoder.image_queries", "encoder.video_queries") or (
+            has_reference and name == "encoder.ref_queries"
+        ):
+            key = f"mllm.{name[len('encoder.') :]}.q"
         elif name.startswith("encoder.connector."):
-            key = "mllm.connetor." + name[len("encoder.connector."):]
+            key = "mllm.connetor." + name[len("encoder.connector.") :]
         elif name.startswith("encoder.ref_connector."):
-            key = "mllm." + name[len("encoder."):]
+            key = "mllm." + name[len("encoder.") :]
         elif name.startswith("denoiser.source_embedder."):
-            key = "vae_condition." + name[len("denoiser.source_embedder."):]
+            key = "vae_condition." + name[len("denoiser.source_embedder.") :]
         elif name.startswith("denoiser.ref_embedder."):
-            key = "ref_vae_condition." + name[len("denoiser.ref_embedder."):]
+            key = "ref_vae_condition." + name[len("denoiser.ref_embedder.") :]
         if key is None:
             unknown.append(name)
         else:

@@ -51,8 +51,16 @@ def from_layout(folder: Path, theme: str) -> list[Candidate]:
     if meta_path.is_file():
         metadata = {r["id"]: r.get("metadata", {}) for r in map(json.loads, meta_path.read_text().splitlines()) if r}
     with open(csv_path, newline="", encoding="utf-8") as handle:
-        return [Candidate(row["task"], row["prompt"], folder / row["src_video"], folder / row["tgt_video"],
-                          metadata.get(row["task"], {})) for row in csv.DictReader(handle)]
+        return [
+            Candidate(
+                row["task"],
+                row["prompt"],
+                folder / row["src_video"],
+                folder / row["tgt_video"],
+                metadata.get(row["task"], {}),
+            )
+            for row in csv.DictReader(handle)
+        ]
 
 
 def from_pair_folder(folder: Path, prompts: Path | None) -> tuple[list[Candidate], int]:
@@ -91,7 +99,11 @@ def build(candidates: list[Candidate], root: Path, theme: str, copy: bool = Fals
     if csv_path.is_file():  # merge with what is there
         with open(csv_path, newline="", encoding="utf-8") as handle:
             rows = {row["task"]: row for row in csv.DictReader(handle)}
-        meta = {r["id"]: r for r in map(json.loads, meta_path.read_text().splitlines()) if r} if meta_path.is_file() else {}
+        meta = (
+            {r["id"]: r for r in map(json.loads, meta_path.read_text().splitlines()) if r}
+            if meta_path.is_file()
+            else {}
+        )
     written = skipped = 0
     for c in candidates:
         try:

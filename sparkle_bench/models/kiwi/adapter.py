@@ -36,10 +36,14 @@ class KiwiSettings:
     device: str | None = None
     offload: bool = False
     tiling: str = "diffsynth"  # VAE tiles of 30x52 latents at stride 15x26 as the official script; "diffusers", "off"
-    rounding: str = "diffsynth"  # bf16 arithmetic where DiffSynth has it (pixel scaling, tile blending, LoRA merge); "float32"
+    rounding: str = (
+        "diffsynth"  # bf16 arithmetic where DiffSynth has it (pixel scaling, tile blending, LoRA merge); "float32"
+    )
     crf: int = OFFICIAL_CRF  # the official mp4 quality (imageio quality=5); lower keeps more
     reference: bool = False  # condition on the bench's ref_images/
-    base: str | None = None  # DiffSynth checkpoints: the Wan2.2-TI2V-5B diffusers base (default: kiwi.json, else the release)
+    base: str | None = (
+        None  # DiffSynth checkpoints: the Wan2.2-TI2V-5B diffusers base (default: kiwi.json, else the release)
+    )
     mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
     lora_alpha: float = 1.0
 
@@ -68,7 +72,9 @@ class KiwiEdit(ModelAdapter):
         settings = parse_options(self.settings, options, self.name)
         for key, allowed in (("tiling", TILINGS), ("rounding", ROUNDINGS)):
             if getattr(settings, key) not in allowed:
-                raise AdapterError(f"model {self.name!r}: option {key}={getattr(settings, key)!r}: expected one of {', '.join(allowed)}")
+                raise AdapterError(
+                    f"model {self.name!r}: option {key}={getattr(settings, key)!r}: expected one of {', '.join(allowed)}"
+                )
         self.settings = settings
 
     def hub_repos(self) -> list[HubRepo]:

@@ -28,9 +28,16 @@ from .pipeline import KiwiModel
 from .sampler import SIGMA_MIN_DIFFSYNTH
 
 CONVERTER_VERSION = 2
-QUERY_KEYS = {"mllm.image_queries.q": "image_queries", "mllm.video_queries.q": "video_queries",
-              "mllm.ref_queries.q": "ref_queries"}
-CONNECTOR_PREFIXES = {"mllm.connetor.": "connector.", "mllm.connector.": "connector.", "mllm.ref_connector.": "ref_connector."}
+QUERY_KEYS = {
+    "mllm.image_queries.q": "image_queries",
+    "mllm.video_queries.q": "video_queries",
+    "mllm.ref_queries.q": "ref_queries",
+}
+CONNECTOR_PREFIXES = {
+    "mllm.connetor.": "connector.",
+    "mllm.connector.": "connector.",
+    "mllm.ref_connector.": "ref_connector.",
+}
 QWEN_PREFIX = "mllm.model."
 
 
@@ -63,7 +70,7 @@ def sort_checkpoint(state: dict[str, torch.Tensor]) -> SortedCheckpoint:
     out, unknown = SortedCheckpoint(), [f"{t}.lora_* (no partner)" for t in lonely]
     for target, pair in pairs.items():
         if target.startswith(QWEN_PREFIX):
-            out.qwen_lora[target[len(QWEN_PREFIX):]] = pair
+            out.qwen_lora[target[len(QWEN_PREFIX) :]] = pair
         elif (mapped := _dit_name(target)) is not None:
             out.dit_lora[mapped] = pair
         else:
@@ -74,13 +81,13 @@ def sort_checkpoint(state: dict[str, torch.Tensor]) -> SortedCheckpoint:
         if key in QUERY_KEYS:
             out.encoder[QUERY_KEYS[key]] = value
         elif prefix := next((p for p in CONNECTOR_PREFIXES if key.startswith(p)), None):
-            out.encoder[CONNECTOR_PREFIXES[prefix] + key[len(prefix):]] = value
+            out.encoder[CONNECTOR_PREFIXES[prefix] + key[len(prefix) :]] = value
         elif key.startswith(QWEN_PREFIX):
-            out.qwen[key[len(QWEN_PREFIX):]] = value
+            out.qwen[key[len(QWEN_PREFIX) :]] = value
         elif key.startswith("vae_condition."):
-            out.source[key[len("vae_condition."):]] = value
+            out.source[key[len("vae_condition.") :]] = value
         elif key.startswith("ref_vae_condition."):
-            out.reference[key[len("ref_vae_condition."):]] = value
+            out.reference[key[len("ref_vae_condition.") :]] = value
         elif (mapped := _dit_name(key)) is not None:
             out.dit[mapped] = value
         else:
@@ -99,8 +106,13 @@ def _assign(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) 
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
 
 
-def _merge(module: torch.nn.Module, lora: dict[str, tuple[torch.Tensor, torch.Tensor]], alpha: float, what: str,
-           in_dtype: bool = False) -> None:
+def _merge(
+    module: torch.nn.Module,
+    lora: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    alpha: float,
+    what: str,
+    in_dtype: bool = False,
+) -> None:
     params = dict(module.named_parameters())
     missing = [t for t in lora if f"{t}.weight" not in params]
     if missing:
@@ -124,8 +136,15 @@ def is_wan_base(path: Path) -> bool:
     return (path / "transformer").is_dir() and (path / "vae").is_dir() and not (path / "mllm_encoder").is_dir()
 
 
-def model_from_checkpoint(checkpoint: SortedCheckpoint, base: Path, mllm: Path | None, dtype: torch.dtype,
-                          lora_alpha: float = 1.0, merge_qwen_lora: bool = True, rounding: str = "float32") -> KiwiModel:
+def model_from_checkpoint(
+    checkpoint: SortedCheckpoint,
+    base: Path,
+    mllm: Path | None,
+    dtype: torch.dtype,
+    lora_alpha: float = 1.0,
+    merge_qwen_lora: bool = True,
+    rounding: str = "float32",
+) -> KiwiModel:
     """The checkpoint applied (LoRA merged as W + alpha*B@A) on its base: the Wan DiT/VAE folder and
     Qwen2.5-VL, or a whole Kiwi folder (what our trainer records when training started from one).
     ``rounding="diffsynth"`` merges in ``dtype`` as DiffSynth does (the same in float32)."""
@@ -141,8 +160,13 @@ def model_from_checkpoint(checkpoint: SortedCheckpoint, base: Path, mllm: Path |
         dim = cfg.num_attention_heads * cfg.attention_head_dim
         encoder = encoder_with(qwen, processor, dim, checkpoint.encoder, {})
         embedders = [ConditionalEmbedder(cfg.in_channels, dim, cfg.patch_size).to(dtype) for _ in range(2)]
-        model = KiwiModel(encoder, Denoiser(transformer, *embedders), load_vae(base / "vae", dtype),
-                          sigma_min=SIGMA_MIN_DIFFSYNTH, has_reference=False)
+        model = KiwiModel(
+            encoder,
+            Denoiser(transformer, *embedders),
+            load_vae(base / "vae", dtype),
+            sigma_min=SIGMA_MIN_DIFFSYNTH,
+            has_reference=False,
+        )
         model.has_reference = bool(checkpoint.reference) and "ref_queries" in checkpoint.encoder
     _assign(model.transformer, checkpoint.dit, "DiT")
     in_dtype = rounding == "diffsynth"
@@ -164,8 +188,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_checkpoint(path: Path, base: Path, mllm: Path | None, dtype: torch.dtype = torch.float32,
-                    lora_alpha: float = 1.0, cache: Path | None = None, rounding: str = "float32") -> KiwiModel:
+def load_checkpoint(
+    path: Path,
+    base: Path,
+    mllm: Path | None,
+    dtype: torch.dtype = torch.float32,
+    lora_alpha: float = 1.0,
+    cache: Path | None = None,
+    rounding: str = "float32",
+) -> KiwiModel:
     """A Kiwi model from a DiffSynth checkpoint, converted once into ``cache`` (default:
     ``$SPARKLE_BENCH_HOME/kiwi-converted/<key>``) and read from there afterwards."""
     merge = rounding if dtype != torch.float32 else "float32"  # the same arithmetic in float32: one cache entry
@@ -174,7 +205,9 @@ def load_checkpoint(path: Path, base: Path, mllm: Path | None, dtype: torch.dtyp
     if not (folder / "model_index.json").is_file():
         model = model_from_checkpoint(sort_checkpoint(load_file(path)), base, mllm, dtype, lora_alpha, rounding=merge)
         save_folder(model, folder)
-        (folder / "SOURCE.json").write_text(json.dumps({"checkpoint": str(path), "key": json.loads(key_text)}, indent=1))
+        (folder / "SOURCE.json").write_text(
+            json.dumps({"checkpoint": str(path), "key": json.loads(key_text)}, indent=1)
+        )
     model = load_folder(folder, dtype, sigma_min=SIGMA_MIN_DIFFSYNTH)  # sampled as the official script samples it
     model.diffsynth_pixels = True
     return model
@@ -186,19 +219,30 @@ def plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     for name, sub in module.named_modules():
         if "default" in getattr(sub, "lora_A", {}):
             key = f"{name}.weight"
-            state[key] = merged(state[key], sub.lora_A["default"].weight, sub.lora_B["default"].weight, sub.scaling["default"])
+            state[key] = merged(
+                state[key], sub.lora_A["default"].weight, sub.lora_B["default"].weight, sub.scaling["default"]
+            )
     return state
 
 
 def lora_layers(module: torch.nn.Module, prefix: str = "") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """``{module name: (A, B)}`` of the peft LoRA layers in ``module``."""
-    return {f"{prefix}{name}": (sub.lora_A["default"].weight, sub.lora_B["default"].weight)
-            for name, sub in module.named_modules() if "default" in getattr(sub, "lora_A", {})}
+    return {
+        f"{prefix}{name}": (sub.lora_A["default"].weight, sub.lora_B["default"].weight)
+        for name, sub in module.named_modules()
+        if "default" in getattr(sub, "lora_A", {})
+    }
 
 
-def diffsynth_state(model: KiwiModel, *, dit: bool = True, encoder: bool = True, reference: bool = False,
-                    qwen_lora: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                    qwen_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def diffsynth_state(
+    model: KiwiModel,
+    *,
+    dit: bool = True,
+    encoder: bool = True,
+    reference: bool = False,
+    qwen_lora: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    qwen_weights: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """A checkpoint in the DiffSynth layout of the releases (``pipe.`` removed): the full DiT (LoRA
     merged), queries and connectors (their spelling, ``connetor``), embedders, and for the Qwen
     language model LoRA pairs relative to the base (``qwen_lora``) or full weights (``qwen_weights``)."""
@@ -209,7 +253,7 @@ def diffsynth_state(model: KiwiModel, *, dit: bool = True, encoder: bool = True,
     own = {k: v for k, v in model.encoder.state_dict().items() if not k.startswith("qwen.")}
     if encoder:
         out.update({"mllm.image_queries.q": own["image_queries"], "mllm.video_queries.q": own["video_queries"]})
-        out.update({f"mllm.connetor.{k[len('connector.'):]}": v for k, v in own.items() if k.startswith("connector.")})
+        out.update({f"mllm.connetor.{k[len('connector.') :]}": v for k, v in own.items() if k.startswith("connector.")})
         out.update({f"vae_condition.{k}": v for k, v in model.denoiser.source_embedder.state_dict().items()})
     if reference:
         out["mllm.ref_queries.q"] = own["ref_queries"]

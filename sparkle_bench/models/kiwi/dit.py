@@ -31,11 +31,14 @@ def rope_grid(rope, frames: int, height: int, width: int, device: torch.device) 
     tables = []
     for table in (rope.freqs_cos, rope.freqs_sin):
         t, h, w = table.split(sizes, dim=1)
-        grid = torch.cat([
-            t[:frames].view(frames, 1, 1, -1).expand(frames, height, width, -1),
-            h[:height].view(1, height, 1, -1).expand(frames, height, width, -1),
-            w[:width].view(1, 1, width, -1).expand(frames, height, width, -1),
-        ], dim=-1)
+        grid = torch.cat(
+            [
+                t[:frames].view(frames, 1, 1, -1).expand(frames, height, width, -1),
+                h[:height].view(1, height, 1, -1).expand(frames, height, width, -1),
+                w[:width].view(1, 1, width, -1).expand(frames, height, width, -1),
+            ],
+            dim=-1,
+        )
         tables.append(grid.reshape(1, frames * height * width, 1, -1).to(device))
     return tables[0], tables[1]
 
@@ -43,15 +46,27 @@ def rope_grid(rope, frames: int, height: int, width: int, device: torch.device) 
 class Denoiser(nn.Module):
     """The DiT and the embedders of its extra inputs; ``forward`` is one velocity prediction."""
 
-    def __init__(self, transformer, source_embedder: ConditionalEmbedder, ref_embedder: ConditionalEmbedder,
-                 ref_first: bool = False):
+    def __init__(
+        self,
+        transformer,
+        source_embedder: ConditionalEmbedder,
+        ref_embedder: ConditionalEmbedder,
+        ref_first: bool = False,
+    ):
         super().__init__()
         self.transformer, self.source_embedder, self.ref_embedder = transformer, source_embedder, ref_embedder
         self.ref_first = ref_first
         self.gradient_checkpointing = False
 
-    def forward(self, latents: torch.Tensor, timestep: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
-                source_latents: torch.Tensor | None = None, ref_latents: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor,
+        sigma: torch.Tensor,
+        context: torch.Tensor,
+        source_latents: torch.Tensor | None = None,
+        ref_latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The flow-matching velocity for ``latents`` (B, C, F, H, W) at ``timestep`` (B,)."""
         transformer = self.transformer
         embedder = transformer.condition_embedder

@@ -17,8 +17,10 @@ from torch import nn
 
 from .qwen_inputs import resized_image, video_frames
 
-SYSTEM_PROMPT = ("You will be given an image and instruction. Please describe the content of the image in detail "
-                 "based on instruction in your own words.")
+SYSTEM_PROMPT = (
+    "You will be given an image and instruction. Please describe the content of the image in detail "
+    "based on instruction in your own words."
+)
 REFERENCE_HINT = " Use the reference input from last frame."
 QUERY_TOKEN = "<|object_ref_start|>"
 
@@ -62,13 +64,17 @@ class ConditionEncoder(nn.Module):
         text = [{"type": "text", "text": instruction + (REFERENCE_HINT if mode == "reference" else "")}]
         reference = [{"type": "image"}] if mode == "reference" else []
         user = visual + text + reference + [{"type": "text", "text": QUERY_TOKEN * queries}]
-        return [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}, {"role": "user", "content": user}]
+        return [
+            {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+            {"role": "user", "content": user},
+        ]
 
     def processed(self, instruction: str, frames: np.ndarray, reference: np.ndarray | None = None) -> tuple[dict, str]:
         """The processor's tensors for one request, and its mode (image / video / reference)."""
         mode = "reference" if reference is not None else "video" if len(frames) > 1 else "image"
-        text = self.processor.apply_chat_template(self._messages(instruction, mode, len(self.queries(mode))), tokenize=False,
-                                                  add_generation_prompt=False)
+        text = self.processor.apply_chat_template(
+            self._messages(instruction, mode, len(self.queries(mode))), tokenize=False, add_generation_prompt=False
+        )
         images, videos = [], []
         if mode == "image":
             images.append(resized_image(frames[0]))
@@ -76,10 +82,13 @@ class ConditionEncoder(nn.Module):
             videos.append(video_frames(frames, self.config.max_pixels_per_frame))
         if mode == "reference":
             images.append(resized_image(reference, max_pixels=28 * 28 * self.config.max_object_token))
-        inputs = dict(self.processor(text=[text], images=images or None, videos=videos or None, padding=True,
-                                     return_tensors="pt"))
+        inputs = dict(
+            self.processor(text=[text], images=images or None, videos=videos or None, padding=True, return_tensors="pt")
+        )
         if videos:  # the released weights saw video time positions at the processor's old default of 2 fps
-            inputs["second_per_grid_ts"] = torch.full((len(videos),), self.processor.video_processor.temporal_patch_size / 2.0)
+            inputs["second_per_grid_ts"] = torch.full(
+                (len(videos),), self.processor.video_processor.temporal_patch_size / 2.0
+            )
         return inputs, mode
 
     def forward(self, instruction: str, frames: np.ndarray, reference: np.ndarray | None = None) -> torch.Tensor:
@@ -87,8 +96,10 @@ class ConditionEncoder(nn.Module):
         inputs, mode = self.processed(instruction, frames, reference)
         queries = self.queries(mode)
         device, dtype = queries.device, self.qwen.dtype
-        inputs = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) if torch.is_tensor(v) else v
-                  for k, v in inputs.items()}
+        inputs = {
+            k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) if torch.is_tensor(v) else v
+            for k, v in inputs.items()
+        }
         ids = inputs["input_ids"]
         slots = ids == self.query_id
         if int(slots.sum()) != len(queries):
@@ -96,7 +107,7 @@ class ConditionEncoder(nn.Module):
         embeds = self.qwen.get_input_embeddings()(ids)
         embeds = embeds.masked_scatter(slots[..., None], queries.to(embeds.dtype)[None])
         hidden = self.qwen.model(inputs_embeds=embeds, **inputs).last_hidden_state
-        context = self.connector(hidden[:, -len(queries):].to(self.connector[0].weight.dtype))
+        context = self.connector(hidden[:, -len(queries) :].to(self.connector[0].weight.dtype))
         if mode == "reference":
             tokenizer = self.processor.tokenizer
             row = ids[0]

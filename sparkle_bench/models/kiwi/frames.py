@@ -17,7 +17,9 @@ SIDE_MULTIPLE = 32
 MAX_FRAMES = 81
 
 
-def protocol_size(width: int, height: int, budget: int = PIXEL_BUDGET, multiple: int = SIDE_MULTIPLE) -> tuple[int, int]:
+def protocol_size(
+    width: int, height: int, budget: int = PIXEL_BUDGET, multiple: int = SIDE_MULTIPLE
+) -> tuple[int, int]:
     """(W, H): the source's aspect within ``budget`` pixels, sides rounded down to ``multiple``."""
     if width * height > budget:
         scale = math.sqrt(width * height / budget)
@@ -58,8 +60,9 @@ def crop_resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(image)
 
 
-def prepare_video(frames: np.ndarray, budget: int = PIXEL_BUDGET, multiple: int = SIDE_MULTIPLE,
-                  max_frames: int = MAX_FRAMES) -> np.ndarray:
+def prepare_video(
+    frames: np.ndarray, budget: int = PIXEL_BUDGET, multiple: int = SIDE_MULTIPLE, max_frames: int = MAX_FRAMES
+) -> np.ndarray:
     """Source frames (T, H, W, 3) uint8 -> the frames the model edits, at the protocol size."""
     size = protocol_size(frames.shape[2], frames.shape[1], budget, multiple)
     return np.stack([crop_resize(f, size) for f in frames[: frame_count(len(frames), max_frames)]])

@@ -87,11 +87,17 @@ class MemoryPlan:
         return max(self.weights[part] + self.activations[part] for part in self.weights)
 
     def lines(self) -> list[str]:
-        rows = [f"memory for {self.frames} frames at {self.width}x{self.height} ({self.dtype}; activations are estimates):"]
+        rows = [
+            f"memory for {self.frames} frames at {self.width}x{self.height} ({self.dtype}; activations are estimates):"
+        ]
         for part in self.weights:
-            rows.append(f"  {part:<9} weights {self.weights[part] / GIB:6.2f} GiB   peak activations ~{self.activations[part] / GIB:5.2f} GiB")
-        rows.append(f"  GPU needed: ~{self.resident / GIB:.1f} GiB resident, ~{self.offloaded / GIB:.1f} GiB with --offload "
-                    f"(plus ~1 GiB CUDA context); CPU RAM for --offload: ~{sum(self.weights.values()) / GIB:.1f} GiB")
+            rows.append(
+                f"  {part:<9} weights {self.weights[part] / GIB:6.2f} GiB   peak activations ~{self.activations[part] / GIB:5.2f} GiB"
+            )
+        rows.append(
+            f"  GPU needed: ~{self.resident / GIB:.1f} GiB resident, ~{self.offloaded / GIB:.1f} GiB with --offload "
+            f"(plus ~1 GiB CUDA context); CPU RAM for --offload: ~{sum(self.weights.values()) / GIB:.1f} GiB"
+        )
         return rows
 
 
@@ -99,9 +105,15 @@ def _bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def memory_plan(frames: int = MAX_FRAMES, width: int = 1280, height: int = 720, pixel_budget: int = PIXEL_BUDGET,
-                multiple: int = SIDE_MULTIPLE, tile_pixels: tuple[int, int] | None = (480, 832),
-                per_value: int = 2) -> MemoryPlan:
+def memory_plan(
+    frames: int = MAX_FRAMES,
+    width: int = 1280,
+    height: int = 720,
+    pixel_budget: int = PIXEL_BUDGET,
+    multiple: int = SIDE_MULTIPLE,
+    tile_pixels: tuple[int, int] | None = (480, 832),
+    per_value: int = 2,
+) -> MemoryPlan:
     """What the protocol needs for a ``width`` x ``height`` source of ``frames`` frames.
 
     Weights are counted on the meta model. Activation peaks are estimated from the architecture:
@@ -119,13 +131,21 @@ def memory_plan(frames: int = MAX_FRAMES, width: int = 1280, height: int = 720, 
     vision = model.encoder.qwen.config.vision_config
     patches = 8 * (model.encoder.config.max_pixels_per_frame // (vision.patch_size**2))  # 16 frames, 2 per patch
     llm_tokens = patches // 4 + model.encoder.config.num_video_queries + 128
-    encoder_peak = (patches * (6 * vision.hidden_size + 3 * vision.intermediate_size)
-                    + llm_tokens * (6 * text.hidden_size + 3 * text.intermediate_size)) * per_value
+    encoder_peak = (
+        patches * (6 * vision.hidden_size + 3 * vision.intermediate_size)
+        + llm_tokens * (6 * text.hidden_size + 3 * text.intermediate_size)
+    ) * per_value
     tile_h, tile_w = tile_pixels if tile_pixels else (height, width)
     tile_h, tile_w = min(tile_h, height), min(tile_w, width)
     vae = model.vae.config
     top = 4 * (tile_h // 2) * (tile_w // 2) * vae.decoder_base_dim * per_value  # one latent frame -> 4 frames, half res
     vae_peak = top * (5 + 2 * (vae.num_res_blocks + 1))  # live maps + two cached frames per causal conv (top level)
     weights = {"encoder": _bytes(model.encoder), "denoiser": _bytes(model.denoiser), "vae": _bytes(model.vae)}
-    return MemoryPlan(frames, width, height, "bfloat16" if per_value == 2 else "float32", weights,
-                      {"encoder": encoder_peak, "denoiser": dit_peak, "vae": vae_peak})
+    return MemoryPlan(
+        frames,
+        width,
+        height,
+        "bfloat16" if per_value == 2 else "float32",
+        weights,
+        {"encoder": encoder_peak, "denoiser": dit_peak, "vae": vae_peak},
+    )

@@ -13,13 +13,23 @@ import torch
 
 # DiffSynth module (or parameter) path inside a block -> diffusers path
 _BLOCK = {
-    "self_attn.q": "attn1.to_q", "self_attn.k": "attn1.to_k", "self_attn.v": "attn1.to_v",
-    "self_attn.o": "attn1.to_out.0", "self_attn.norm_q": "attn1.norm_q", "self_attn.norm_k": "attn1.norm_k",
-    "cross_attn.q": "attn2.to_q", "cross_attn.k": "attn2.to_k", "cross_attn.v": "attn2.to_v",
-    "cross_attn.o": "attn2.to_out.0", "cross_attn.norm_q": "attn2.norm_q", "cross_attn.norm_k": "attn2.norm_k",
-    "cross_attn.k_img": "attn2.add_k_proj", "cross_attn.v_img": "attn2.add_v_proj",
+    "self_attn.q": "attn1.to_q",
+    "self_attn.k": "attn1.to_k",
+    "self_attn.v": "attn1.to_v",
+    "self_attn.o": "attn1.to_out.0",
+    "self_attn.norm_q": "attn1.norm_q",
+    "self_attn.norm_k": "attn1.norm_k",
+    "cross_attn.q": "attn2.to_q",
+    "cross_attn.k": "attn2.to_k",
+    "cross_attn.v": "attn2.to_v",
+    "cross_attn.o": "attn2.to_out.0",
+    "cross_attn.norm_q": "attn2.norm_q",
+    "cross_attn.norm_k": "attn2.norm_k",
+    "cross_attn.k_img": "attn2.add_k_proj",
+    "cross_attn.v_img": "attn2.add_v_proj",
     "cross_attn.norm_k_img": "attn2.norm_added_k",
-    "ffn.0": "ffn.net.0.proj", "ffn.2": "ffn.net.2",
+    "ffn.0": "ffn.net.0.proj",
+    "ffn.2": "ffn.net.2",
     "norm3": "norm2",  # DiffSynth's affine cross-attention norm; its norm1/norm2 hold no parameters
     "modulation": "scale_shift_table",
 }
@@ -66,14 +76,19 @@ def dit_to_diffsynth(name: str) -> str | None:
 
 # --- VAE: original Wan names <-> AutoencoderKLWan -------------------------------------------------
 
-_RESNET = {"norm1.gamma": "residual.0.gamma", "conv1": "residual.2", "norm2.gamma": "residual.3.gamma",
-           "conv2": "residual.6", "conv_shortcut": "shortcut"}
+_RESNET = {
+    "norm1.gamma": "residual.0.gamma",
+    "conv1": "residual.2",
+    "norm2.gamma": "residual.3.gamma",
+    "conv2": "residual.6",
+    "conv_shortcut": "shortcut",
+}
 
 
 def _resnet_part(rest: str) -> str:
     for new, old in _RESNET.items():
         if rest == new or rest.startswith(new + "."):
-            return old + rest[len(new):]
+            return old + rest[len(new) :]
     raise KeyError(rest)
 
 
@@ -141,7 +156,9 @@ def lora_pairs(state: dict[str, torch.Tensor]) -> tuple[dict[str, tuple[torch.Te
     return pairs, lonely
 
 
-def merged(weight: torch.Tensor, down: torch.Tensor, up: torch.Tensor, alpha: float, in_dtype: bool = False) -> torch.Tensor:
+def merged(
+    weight: torch.Tensor, down: torch.Tensor, up: torch.Tensor, alpha: float, in_dtype: bool = False
+) -> torch.Tensor:
     """``W + alpha * B @ A`` in float32, returned in the weight's dtype (1x1 conv LoRA allowed);
     ``in_dtype``: computed in the weight's dtype, rounding after the product and after the sum, as
     DiffSynth's LoRA loader does."""

@@ -26,12 +26,15 @@ class Sampling:
 
 
 class KiwiModel(nn.Module):
-    def __init__(self, encoder: ConditionEncoder, denoiser: Denoiser, vae, *, sigma_min: float = 0.0,
-                 has_reference: bool = True):
+    def __init__(
+        self, encoder: ConditionEncoder, denoiser: Denoiser, vae, *, sigma_min: float = 0.0, has_reference: bool = True
+    ):
         super().__init__()
         self.encoder, self.denoiser, self.vae = encoder, denoiser, vae
         self.sigma_min, self.has_reference = sigma_min, has_reference
-        self.diffsynth_pixels = False  # pixels to [-1, 1] as x * 2/255 - 1 (DiffSynth), else x / 127.5 - 1 (the folders' pipeline)
+        self.diffsynth_pixels = (
+            False  # pixels to [-1, 1] as x * 2/255 - 1 (DiffSynth), else x / 127.5 - 1 (the folders' pipeline)
+        )
         mean, std = torch.tensor(vae.config.latents_mean), torch.tensor(vae.config.latents_std)
         self.register_buffer("latent_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("latent_scale", (1.0 / std).view(1, -1, 1, 1, 1), persistent=False)
@@ -83,8 +86,16 @@ class KiwiModel(nn.Module):
 
             factor = self.vae.config.scale_factor_spatial
             blend = video.dtype if rounding == "diffsynth" else torch.float32
-            latents = tiled(run, video.cpu(), 1 / factor, self.vae.config.z_dim, (video.shape[2] + 3) // 4,
-                            (TILE[0] * factor, TILE[1] * factor), (STRIDE[0] * factor, STRIDE[1] * factor), blend)
+            latents = tiled(
+                run,
+                video.cpu(),
+                1 / factor,
+                self.vae.config.z_dim,
+                (video.shape[2] + 3) // 4,
+                (TILE[0] * factor, TILE[1] * factor),
+                (STRIDE[0] * factor, STRIDE[1] * factor),
+                blend,
+            )
             return latents.to(self.execution_device, self.dtype)
         return run(video).to(self.dtype)
 
@@ -98,8 +109,16 @@ class KiwiModel(nn.Module):
             from .tiling import STRIDE, TILE, decode_unclamped, tiled
 
             blend = z.dtype if rounding == "diffsynth" else torch.float32
-            video = tiled(lambda part: decode_unclamped(self.vae, part.to(self.execution_device)), z.cpu(),
-                          self.vae.config.scale_factor_spatial, 3, z.shape[2] * 4 - 3, TILE, STRIDE, blend)
+            video = tiled(
+                lambda part: decode_unclamped(self.vae, part.to(self.execution_device)),
+                z.cpu(),
+                self.vae.config.scale_factor_spatial,
+                3,
+                z.shape[2] * 4 - 3,
+                TILE,
+                STRIDE,
+                blend,
+            )
             video = video.clamp(-1, 1)[0].permute(1, 2, 3, 0)
         else:
             video = self.vae.decode(z).sample[0].permute(1, 2, 3, 0)
@@ -108,8 +127,9 @@ class KiwiModel(nn.Module):
         return ((video + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
     @torch.inference_mode()
-    def generate(self, prompt: str, frames: np.ndarray, reference: np.ndarray | None = None,
-                 sampling: Sampling = Sampling()) -> np.ndarray:
+    def generate(
+        self, prompt: str, frames: np.ndarray, reference: np.ndarray | None = None, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
         """Edit (T, H, W, 3) uint8 frames (already at the working size) by an instruction."""
         if reference is not None and not self.has_reference:
             raise ValueError("these weights hold no reference-image conditioning (no reference queries)")
@@ -117,7 +137,9 @@ class KiwiModel(nn.Module):
         source = self.encode(frames, sampling.tiling, sampling.rounding)
         ref = None
         if reference is not None:
-            ref = self.encode(pad_reference(reference, (frames.shape[2], frames.shape[1]))[None], sampling.tiling, sampling.rounding)
+            ref = self.encode(
+                pad_reference(reference, (frames.shape[2], frames.shape[1]))[None], sampling.tiling, sampling.rounding
+            )
         generator = torch.Generator("cpu").manual_seed(sampling.seed)
         latents = torch.randn(source.shape, generator=generator, dtype=torch.float32)
         latents = latents.to(self.execution_device, self.dtype)

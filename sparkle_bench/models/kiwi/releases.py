@@ -57,15 +57,18 @@ def kiwi_hub_repos(source: str, base: str | None, mllm: str | None, recorded: di
     base = base or recorded_source(recorded.get("base")) or DEFAULT_BASE
     mllm = mllm or recorded_source(recorded.get("mllm")) or DEFAULT_MLLM
     if not is_local(base) and (own_qwen or is_diffusers_release(base) and base != DEFAULT_BASE):
-        return [*repos, HubRepo(base, FOLDER_FILES, revision=base_revision,
-                                why="Kiwi folder the checkpoint applies to")]
+        return [
+            *repos,
+            HubRepo(base, FOLDER_FILES, revision=base_revision, why="Kiwi folder the checkpoint applies to"),
+        ]
     if own_qwen or is_local(base) and (Path(base).expanduser() / "mllm_encoder").is_dir():
         return repos  # a local Kiwi folder holds its own Qwen
     if not is_local(base):
         repos.append(HubRepo(base, BASE_FILES, revision=base_revision, why="Wan2.2-TI2V-5B base (transformer, vae)"))
     if not is_local(mllm):
-        repos.append(HubRepo(mllm, MLLM_FILES, revision=mllm_revision,
-                             why="Qwen2.5-VL-3B-Instruct (condition encoder)"))
+        repos.append(
+            HubRepo(mllm, MLLM_FILES, revision=mllm_revision, why="Qwen2.5-VL-3B-Instruct (condition encoder)")
+        )
     return repos
 
 

@@ -72,8 +72,11 @@ def fingerprint(path: Path) -> str:
         _hash_safetensors(digest, path)
         return digest.hexdigest()
     counted = _counted(path)
-    files = sorted(f.relative_to(path).as_posix() for f in path.rglob("*") if f.suffix in (".json", ".safetensors")
-                   and f.name not in NOT_WEIGHTS and f.is_file())
+    files = sorted(
+        f.relative_to(path).as_posix()
+        for f in path.rglob("*")
+        if f.suffix in (".json", ".safetensors") and f.name not in NOT_WEIGHTS and f.is_file()
+    )
     for name in filter(counted, files):
         digest.update(name.encode() + b"\0")
         if name.endswith(".safetensors"):
@@ -89,9 +92,9 @@ def hub_snapshot(path: Path) -> tuple[str, str] | None:
     (``models--ORG--NAME/snapshots/COMMIT``), else None."""
     path = Path(path)
     entry = path.parent.parent.name
-    if path.parent.name != "snapshots" or not entry.startswith("models--") or "--" not in entry[len("models--"):]:
+    if path.parent.name != "snapshots" or not entry.startswith("models--") or "--" not in entry[len("models--") :]:
         return None
-    return entry[len("models--"):].replace("--", "/", 1), path.name
+    return entry[len("models--") :].replace("--", "/", 1), path.name
 
 
 def entry(path: Path) -> dict:

@@ -19,8 +19,9 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 
 def refuse_pickle(source: str) -> None:
     if source.lower().endswith(PICKLE_SUFFIXES):
-        raise WeightsError(f"{source}: pickle checkpoints are refused (loading one can run code); "
-                           f"convert it to .safetensors")
+        raise WeightsError(
+            f"{source}: pickle checkpoints are refused (loading one can run code); convert it to .safetensors"
+        )
 
 
 def resolve(source: str, revision: str | None = None) -> Path:
@@ -41,8 +42,10 @@ def resolve(source: str, revision: str | None = None) -> Path:
         # loader opens the files it needs from it and names any that is missing
         return Path(exc.snapshot_path)
     except Exception as exc:  # the hub client raises several types for "not cached"
-        raise WeightsError(f"{source} is not in the local Hugging Face cache ({type(exc).__name__}); "
-                           f"`sparkle-bench download --model MODEL` fetches it, or pass a local path") from exc
+        raise WeightsError(
+            f"{source} is not in the local Hugging Face cache ({type(exc).__name__}); "
+            f"`sparkle-bench download --model MODEL` fetches it, or pass a local path"
+        ) from exc
 
 
 def safetensors_keys(path: Path) -> list[str]:
@@ -54,8 +57,10 @@ def safetensors_keys(path: Path) -> list[str]:
         with safe_open(str(path), framework="pt") as handle:
             return list(handle.keys())
     except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{path.name} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); "
-                           f"only safetensors checkpoints are read") from exc
+        raise WeightsError(
+            f"{path.name} is not a readable safetensors file ({str(exc).splitlines()[0][:120]}); "
+            f"only safetensors checkpoints are read"
+        ) from exc
 
 
 def checkpoint_file(path: Path) -> Path | None:
@@ -71,12 +76,18 @@ def checkpoint_file(path: Path) -> Path | None:
     if is_kiwi_folder(path):
         return None
     if is_wan_base(path):
-        raise WeightsError(f"{path} is a Wan base (transformer/, vae/), not Kiwi weights: "
-                           f"give it as --model-option base={path} of a Kiwi checkpoint")
-    files = [path / "model.safetensors"] if (path / "model.safetensors").is_file() else sorted(path.glob("*.safetensors"))
+        raise WeightsError(
+            f"{path} is a Wan base (transformer/, vae/), not Kiwi weights: "
+            f"give it as --model-option base={path} of a Kiwi checkpoint"
+        )
+    files = (
+        [path / "model.safetensors"] if (path / "model.safetensors").is_file() else sorted(path.glob("*.safetensors"))
+    )
     if len(files) != 1:
-        raise WeightsError(f"{path}: neither a Kiwi folder (model_index.json, mllm_encoder/) nor a folder with one "
-                           f".safetensors checkpoint ({len(files)} found)")
+        raise WeightsError(
+            f"{path}: neither a Kiwi folder (model_index.json, mllm_encoder/) nor a folder with one "
+            f".safetensors checkpoint ({len(files)} found)"
+        )
     safetensors_keys(files[0])
     return files[0]
 
@@ -137,9 +148,11 @@ def locate(checkpoint: Path, role: str, given: str | None, default: str) -> tupl
     if given:
         path = resolve(given)
         if wanted and (found := fingerprint(path)) != wanted:
-            raise WeightsError(f"{role}={given} is not the {role} {sidecar} records: it has fingerprint {found[:12]}, "
-                               f"the recorded one is {describe(record)}; give that one (or delete the fingerprint "
-                               f"from kiwi.json to apply the checkpoint to another {role})")
+            raise WeightsError(
+                f"{role}={given} is not the {role} {sidecar} records: it has fingerprint {found[:12]}, "
+                f"the recorded one is {describe(record)}; give that one (or delete the fingerprint "
+                f"from kiwi.json to apply the checkpoint to another {role})"
+            )
         same = record is not None and any(_is_same(path, c) for c, _ in _candidates(record, checkpoint))
         return path, bool(wanted) or same
     if record is None:
@@ -152,20 +165,27 @@ def locate(checkpoint: Path, role: str, given: str | None, default: str) -> tupl
             other = other or f"{candidate} holds other weights (fingerprint {found[:12]})"
             continue
         if notable:
-            warn(f"{sidecar} records {role} {record!r} relative to the folder training ran in (an older kiwi.json); "
-                 f"using {candidate.resolve()}")
+            warn(
+                f"{sidecar} records {role} {record!r} relative to the folder training ran in (an older kiwi.json); "
+                f"using {candidate.resolve()}"
+            )
         return candidate.resolve(), True
     if other:
-        raise WeightsError(f"{role} recorded in {sidecar} is {describe(record)}, but {other}: "
-                           f"give the recorded one with --model-option {role}=PATH")
+        raise WeightsError(
+            f"{role} recorded in {sidecar} is {describe(record)}, but {other}: "
+            f"give the recorded one with --model-option {role}=PATH"
+        )
     if isinstance(record, str) and not Path(record).expanduser().is_absolute():
         hub = " nor in the local Hugging Face cache" if _is_hub_id(record) else ""
-        raise WeightsError(f"{role} {record!r} recorded in {sidecar} (an older kiwi.json: a path relative to the "
-                           f"folder training ran in) is not found from {Path.cwd()} or above the checkpoint{hub}: "
-                           f"run there or give --model-option {role}=PATH")
+        raise WeightsError(
+            f"{role} {record!r} recorded in {sidecar} (an older kiwi.json: a path relative to the "
+            f"folder training ran in) is not found from {Path.cwd()} or above the checkpoint{hub}: "
+            f"run there or give --model-option {role}=PATH"
+        )
     fetch = " (or fetch it: sparkle-bench download)" if isinstance(record, dict) and "hub" in record else ""
-    raise WeightsError(f"{role} recorded in {sidecar} not found: {describe(record)}; "
-                       f"give --model-option {role}=PATH{fetch}")
+    raise WeightsError(
+        f"{role} recorded in {sidecar} not found: {describe(record)}; give --model-option {role}=PATH{fetch}"
+    )
 
 
 def checkpoint_paths(checkpoint: Path, base: str | None, mllm: str | None) -> tuple[Path, Path | None]:
@@ -182,17 +202,25 @@ def checkpoint_paths(checkpoint: Path, base: str | None, mllm: str | None) -> tu
     if is_kiwi_folder(base_path):
         own_lora = any(k.startswith(QWEN_PREFIX) and ".lora_" in k for k in safetensors_keys(checkpoint))
         if base and not recorded and own_lora:
-            raise WeightsError(f"base={base} is a Kiwi folder whose Qwen already has a LoRA merged in, and not the one "
-                               f"{checkpoint.name} started from; {checkpoint.name} carries its own Qwen LoRA: "
-                               f"give the Wan2.2-TI2V-5B base instead")
+            raise WeightsError(
+                f"base={base} is a Kiwi folder whose Qwen already has a LoRA merged in, and not the one "
+                f"{checkpoint.name} started from; {checkpoint.name} carries its own Qwen LoRA: "
+                f"give the Wan2.2-TI2V-5B base instead"
+            )
         return base_path, None
     if not is_wan_base(base_path):
         raise WeightsError(f"base {base or base_path} is neither a Wan base (transformer/, vae/) nor a Kiwi folder")
     return base_path, locate(checkpoint, "mllm", mllm, DEFAULT_MLLM)[0]
 
 
-def open_kiwi(source: str, dtype: torch.dtype, base: str | None = None, mllm: str | None = None,
-              lora_alpha: float = 1.0, rounding: str = "float32"):
+def open_kiwi(
+    source: str,
+    dtype: torch.dtype,
+    base: str | None = None,
+    mllm: str | None = None,
+    lora_alpha: float = 1.0,
+    rounding: str = "float32",
+):
     """A :class:`KiwiModel` from any supported source; one-line :class:`WeightsError` on failure."""
     from safetensors import SafetensorError
 

@@ -25,6 +25,7 @@ def tile_starts(length: int, size: int, stride: int) -> list[int]:
 
 def ramp_mask(height: int, width: int, bounds: tuple[bool, bool, bool, bool], border: tuple[int, int]) -> torch.Tensor:
     """(1, 1, 1, H, W) weights: 1 inside, linear ramps (1/b ... 1) on the sides that are not a frame edge."""
+
     def ramp(length: int, first: bool, last: bool, size: int) -> torch.Tensor:
         x = torch.ones(length)
         steps = (torch.arange(size) + 1) / size
@@ -39,9 +40,16 @@ def ramp_mask(height: int, width: int, bounds: tuple[bool, bool, bool, bool], bo
     return torch.minimum(rows, cols)[None, None, None]
 
 
-def tiled(run: Callable[[torch.Tensor], torch.Tensor], data: torch.Tensor, factor: float, channels: int,
-          frames: int, tile: tuple[int, int] = TILE, stride: tuple[int, int] = STRIDE,
-          blend_dtype: torch.dtype | None = None) -> torch.Tensor:
+def tiled(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    data: torch.Tensor,
+    factor: float,
+    channels: int,
+    frames: int,
+    tile: tuple[int, int] = TILE,
+    stride: tuple[int, int] = STRIDE,
+    blend_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Run ``run`` on overlapping spatial tiles of ``data`` (B, C, T, H, W) and blend the outputs.
 
     ``tile``/``stride`` are in ``data``'s own units; ``factor`` is output size / input size (16 for a
@@ -57,7 +65,9 @@ def tiled(run: Callable[[torch.Tensor], torch.Tensor], data: torch.Tensor, facto
         for left in tile_starts(width, tile[1], stride[1]):
             bottom, right = top + tile[0], left + tile[1]
             out = run(data[:, :, :, top:bottom, left:right]).to("cpu", dtype)
-            mask = ramp_mask(out.shape[3], out.shape[4], (top == 0, bottom >= height, left == 0, right >= width), border).to(dtype)
+            mask = ramp_mask(
+                out.shape[3], out.shape[4], (top == 0, bottom >= height, left == 0, right >= width), border
+            ).to(dtype)
             y, x = round(top * factor), round(left * factor)
             values[:, :, :, y : y + out.shape[3], x : x + out.shape[4]] += out * mask
             weight[:, :, :, y : y + out.shape[3], x : x + out.shape[4]] += mask
@@ -77,8 +87,11 @@ def decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
     chunks = []
     for index in range(x.shape[2]):
         vae._conv_idx = [0]
-        chunks.append(vae.decoder(x[:, :, index : index + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
-                                  first_chunk=index == 0))
+        chunks.append(
+            vae.decoder(
+                x[:, :, index : index + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=index == 0
+            )
+        )
     out = torch.cat(chunks, 2)
     if vae.config.patch_size is not None:
         out = unpatchify(out, patch_size=vae.config.patch_size)

@@ -14,9 +14,21 @@ from ...models.kiwi.keymaps import dit_to_diffusers
 
 EXPERTS = ("high_noise_model", "low_noise_model")
 VIDEOX_FUN_DEFAULTS = {  # Wan2_2Transformer3DModel's defaults, for keys a config.json leaves out
-    "patch_size": [1, 2, 2], "text_len": 512, "in_dim": 16, "dim": 2048, "ffn_dim": 8192, "freq_dim": 256, "text_dim": 4096,
-    "out_dim": 16, "num_heads": 16, "num_layers": 32, "qk_norm": True, "cross_attn_norm": True, "eps": 1e-6,
-    "add_ref_conv": False, "in_dim_ref_conv": 16,
+    "patch_size": [1, 2, 2],
+    "text_len": 512,
+    "in_dim": 16,
+    "dim": 2048,
+    "ffn_dim": 8192,
+    "freq_dim": 256,
+    "text_dim": 4096,
+    "out_dim": 16,
+    "num_heads": 16,
+    "num_layers": 32,
+    "qk_norm": True,
+    "cross_attn_norm": True,
+    "eps": 1e-6,
+    "add_ref_conv": False,
+    "in_dim_ref_conv": 16,
 }
 
 
@@ -27,17 +39,28 @@ class CheckpointError(ValueError):
 def read_config(folder: Path) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
-        raise CheckpointError(f"{folder} has no config.json (a Fun-Control expert folder holds config.json and *.safetensors)")
+        raise CheckpointError(
+            f"{folder} has no config.json (a Fun-Control expert folder holds config.json and *.safetensors)"
+        )
     return {**VIDEOX_FUN_DEFAULTS, **json.loads(path.read_text())}
 
 
 def diffusers_config(config: dict) -> dict:
     """VideoX-Fun's transformer config -> ``WanTransformer3DModel`` arguments."""
-    return {"patch_size": tuple(config["patch_size"]), "num_attention_heads": config["num_heads"],
-            "attention_head_dim": config["dim"] // config["num_heads"], "in_channels": config["in_dim"],
-            "out_channels": config["out_dim"], "text_dim": config["text_dim"], "freq_dim": config["freq_dim"],
-            "ffn_dim": config["ffn_dim"], "num_layers": config["num_layers"], "cross_attn_norm": config["cross_attn_norm"],
-            "qk_norm": "rms_norm_across_heads" if config["qk_norm"] else None, "eps": config["eps"]}
+    return {
+        "patch_size": tuple(config["patch_size"]),
+        "num_attention_heads": config["num_heads"],
+        "attention_head_dim": config["dim"] // config["num_heads"],
+        "in_channels": config["in_dim"],
+        "out_channels": config["out_dim"],
+        "text_dim": config["text_dim"],
+        "freq_dim": config["freq_dim"],
+        "ffn_dim": config["ffn_dim"],
+        "num_layers": config["num_layers"],
+        "cross_attn_norm": config["cross_attn_norm"],
+        "qk_norm": "rms_norm_across_heads" if config["qk_norm"] else None,
+        "eps": config["eps"],
+    }
 
 
 def _state(folder: Path) -> dict[str, torch.Tensor]:
@@ -78,7 +101,9 @@ def load_expert(folder: Path, dtype: torch.dtype) -> tuple[nn.Module, nn.Conv2d 
     ref_conv = None
     if config["add_ref_conv"]:
         if set(ref) != {"weight", "bias"}:
-            raise CheckpointError(f"{folder}: config.json asks for ref_conv but the weights have {sorted(ref) or 'none'}")
+            raise CheckpointError(
+                f"{folder}: config.json asks for ref_conv but the weights have {sorted(ref) or 'none'}"
+            )
         patch = tuple(config["patch_size"])[1:]
         ref_conv = nn.Conv2d(config["in_dim_ref_conv"], config["dim"], kernel_size=patch, stride=patch)
         ref_conv.load_state_dict({k: v.to(dtype) for k, v in ref.items()})

@@ -17,8 +17,15 @@ from ...models.kiwi.dit import rope_grid, timestep_embedding
 
 
 @torch.no_grad()
-def velocity(transformer, ref_conv: nn.Conv2d | None, latents: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
-             condition: torch.Tensor, ref_latents: torch.Tensor | None) -> torch.Tensor:
+def velocity(
+    transformer,
+    ref_conv: nn.Conv2d | None,
+    latents: torch.Tensor,
+    timestep: torch.Tensor,
+    context: torch.Tensor,
+    condition: torch.Tensor,
+    ref_latents: torch.Tensor | None,
+) -> torch.Tensor:
     """The flow-matching prediction for ``latents`` (B, 16, F, H, W) at ``timestep`` (B,); ``context``
     (B, text_len, text_dim) is zero-padded text, ``condition`` (B, 36, F, H, W), ``ref_latents`` (B, 16, H, W)."""
     embedder = transformer.condition_embedder

@@ -61,8 +61,15 @@ class Sampling:
 
 def encode_text(parts: FunControlParts, prompts: list[str], device: str) -> torch.Tensor:
     """UMT5 states of each prompt, cut to its tokens and zero-padded to ``text_len`` (as the DiT sees them)."""
-    tokens = parts.tokenizer(prompts, padding="max_length", max_length=parts.text_len, truncation=True,
-                             add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    tokens = parts.tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=parts.text_len,
+        truncation=True,
+        add_special_tokens=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
     mask = tokens.attention_mask.to(device)
     if parts.offload:
         parts.text_encoder.to(device)
@@ -98,8 +105,14 @@ def decode_video(vae: nn.Module, latents: torch.Tensor) -> np.ndarray:
     return (video * 255).round().astype(np.uint8)
 
 
-def conditions(parts: FunControlParts, control: np.ndarray, first_frame: np.ndarray, reference: bool, device: str,
-               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def conditions(
+    parts: FunControlParts,
+    control: np.ndarray,
+    first_frame: np.ndarray,
+    reference: bool,
+    device: str,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, ref_latents): y = [control latents, start-image mask, start-image video latents] (B, 36, F, h, w)."""
     pixels = _pixels(control, device, parts.vae.dtype)
     control_latents = encode_video(parts.vae, pixels)
@@ -110,14 +123,23 @@ def conditions(parts: FunControlParts, control: np.ndarray, first_frame: np.ndar
     mask[:, :, 0] = 1.0  # the first latent frame is given
     ref_latents = None
     if parts.high.ref_conv is not None or parts.low.ref_conv is not None:
-        ref_latents = encode_video(parts.vae, _pixels(first_frame[None], device, parts.vae.dtype))[:, :, 0] if reference \
+        ref_latents = (
+            encode_video(parts.vae, _pixels(first_frame[None], device, parts.vae.dtype))[:, :, 0]
+            if reference
             else torch.zeros_like(control_latents[:, :, 0])
+        )
     y = torch.cat([control_latents, mask, start_latents], dim=1).to(dtype)
     return y, ref_latents.to(dtype) if ref_latents is not None else None
 
 
-def render(parts: FunControlParts, control: np.ndarray, first_frame: np.ndarray, prompt: str, sampling: Sampling,
-           device: str = "cpu") -> np.ndarray:
+def render(
+    parts: FunControlParts,
+    control: np.ndarray,
+    first_frame: np.ndarray,
+    prompt: str,
+    sampling: Sampling,
+    device: str = "cpu",
+) -> np.ndarray:
     """The edited video (T, H, W, 3) uint8 for a control video (T, H, W, 3) and its start image (H, W, 3)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
     from diffusers.utils.torch_utils import randn_tensor
@@ -131,15 +153,26 @@ def render(parts: FunControlParts, control: np.ndarray, first_frame: np.ndarray,
     context = encode_text(parts, [sampling.negative_prompt, prompt] if guided else [prompt], device)
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=sampling.shift)
     scheduler.set_timesteps(sampling.steps, device=device)
-    generator = torch.Generator(device="cpu" if not str(device).startswith("cuda") else device).manual_seed(sampling.seed)
+    generator = torch.Generator(device="cpu" if not str(device).startswith("cuda") else device).manual_seed(
+        sampling.seed
+    )
     latents = randn_tensor(y[:, :16].shape, generator=generator, device=torch.device(device), dtype=dtype)
     batch = 2 if guided else 1
     y_in = y.repeat(batch, 1, 1, 1, 1)
     ref_in = ref_latents.repeat(batch, 1, 1, 1) if ref_latents is not None else None
     for t in scheduler.timesteps:
-        expert = parts.active(parts.high if t >= sampling.boundary * scheduler.config.num_train_timesteps else parts.low, device)
-        predicted = velocity(expert.transformer, expert.ref_conv, latents.repeat(batch, 1, 1, 1, 1), t.expand(batch),
-                             context, y_in, ref_in if expert.ref_conv is not None else None)
+        expert = parts.active(
+            parts.high if t >= sampling.boundary * scheduler.config.num_train_timesteps else parts.low, device
+        )
+        predicted = velocity(
+            expert.transformer,
+            expert.ref_conv,
+            latents.repeat(batch, 1, 1, 1, 1),
+            t.expand(batch),
+            context,
+            y_in,
+            ref_in if expert.ref_conv is not None else None,
+        )
         if guided:
             uncond, cond = predicted.chunk(2)
             predicted = uncond + sampling.guidance * (cond - uncond)
