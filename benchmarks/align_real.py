@@ -48,7 +48,8 @@ def main() -> None:
     mean = np.mean(rows, axis=0)
     gain = np.array(rows)[:, 2] - np.array(rows)[:, 0]
     print(
-        f"{'mean':28s} fg_psnr resize {mean[0]:6.2f}  crop {mean[2]:6.2f}   fg_ssim resize {mean[1]:.3f}  crop {mean[3]:.3f}"
+        f"{'mean':28s} fg_psnr resize {mean[0]:6.2f}  crop {mean[2]:6.2f}   "
+        f"fg_ssim resize {mean[1]:.3f}  crop {mean[3]:.3f}"
     )
     print(
         f"fg_psnr gain from cropping: mean {gain.mean():+.2f} dB, largest {gain.max():+.2f} dB over {len(rows)} pairs"

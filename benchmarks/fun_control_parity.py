@@ -167,7 +167,8 @@ def main() -> None:
         theirs = (out[0].permute(1, 2, 3, 0).float().numpy() * 255).round().astype(np.uint8)
     diff = np.abs(mine.astype(np.int16) - theirs.astype(np.int16))
     print(
-        f"frames {mine.shape}, {args.steps} steps, guidance {args.guidance}, reference {args.reference}: mean |ours - VideoX-Fun| = {diff.mean():.4f} "
+        f"frames {mine.shape}, {args.steps} steps, guidance {args.guidance}, reference {args.reference}: "
+        f"mean |ours - VideoX-Fun| = {diff.mean():.4f} "
         f"grey levels (max {diff.max()}); output spread {mine.std():.1f}"
     )
 

@@ -57,7 +57,8 @@ def main() -> None:
             from_cache = timed(args)
         server.close()
         print(
-            f"{concurrency:>11} {first:>12.2f} {len(server.log) / first:>7.2f} {from_cache:>16.2f}   (records kept: {again:.2f} s)"
+            f"{concurrency:>11} {first:>12.2f} {len(server.log) / first:>7.2f} {from_cache:>16.2f}   "
+            f"(records kept: {again:.2f} s)"
         )
 
 

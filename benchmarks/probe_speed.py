@@ -47,7 +47,8 @@ def main() -> None:
     )
     print(
         f"{len(files)} files, 1280x720, 81 frames: probe {statistics.median(new) * 1000:.1f} ms per file "
-        f"(decord open + frame 0: {statistics.median(old) * 1000:.1f} ms); load_pair at height 288: {pair * 1000:.0f} ms, "
+        f"(decord open + frame 0: {statistics.median(old) * 1000:.1f} ms); "
+        f"load_pair at height 288: {pair * 1000:.0f} ms, "
         f"so two probes are {2 * statistics.median(new) / pair:.1%} of loading a pair"
     )
 

@@ -81,11 +81,13 @@ def main() -> None:
             )
     cores, most = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(), max(counts)
     print(
-        f"whole bench ({WHOLE_BENCH} samples) with {most} worker(s) on this {cores}-core machine: {WHOLE_BENCH / rates[most] / 60:.1f} min"
+        f"whole bench ({WHOLE_BENCH} samples) with {most} worker(s) on this {cores}-core machine: "
+        f"{WHOLE_BENCH / rates[most] / 60:.1f} min"
     )
     per_worker = rates[most] / most
     print(
-        f"projected on 16 cores at the per-worker rate measured with {most}: {WHOLE_BENCH / (16 * per_worker) / 60:.1f} min "
+        f"projected on 16 cores at the per-worker rate measured with {most}: "
+        f"{WHOLE_BENCH / (16 * per_worker) / 60:.1f} min "
         f"(goal < 2 min; assumes the scaling seen here holds to 16 workers)"
     )
 

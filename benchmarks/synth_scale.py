@@ -92,13 +92,15 @@ def main() -> None:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             kept_local, local = timed(lambda: sum(1 for _ in run_local(local_rows, steps, ctx)))
         print(
-            f"in-process loop, 2 steps, {len(local_rows):,} rows: {local:6.1f}s  ({local / len(local_rows) * 1e3:.3f} ms/row, "
+            f"in-process loop, 2 steps, {len(local_rows):,} rows: {local:6.1f}s  "
+            f"({local / len(local_rows) * 1e3:.3f} ms/row, "
             f"{kept_local:,} kept)"
         )
         with ray_session("", args.cpus), contextlib.redirect_stdout(io.StringIO()):
             kept, wall = timed(lambda: sum(1 for _ in run_ray(rows, steps, ctx)))
         print(
-            f"local Ray ({args.cpus} CPUs), 2 steps, {len(rows):,} rows: {wall:6.1f}s  ({wall / len(rows) * 1e3:.3f} ms/row "
+            f"local Ray ({args.cpus} CPUs), 2 steps, {len(rows):,} rows: {wall:6.1f}s  "
+            f"({wall / len(rows) * 1e3:.3f} ms/row "
             f"all in, {len(rows) / wall:,.0f} rows/s, {kept:,} kept)"
         )
         _, replan = timed(lambda: plan(layout, sources.samples, digests, 1, 2))

@@ -61,7 +61,8 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--columns",
         type=_csv_list,
-        help="comma-separated columns to show: names (fg_psnr), short headers (fPSNR) or groups (counts, metrics, judge)",
+        help="comma-separated columns to show: names (fg_psnr), short headers (fPSNR) "
+        "or groups (counts, metrics, judge)",
     )
     group.add_argument(
         "--format",
@@ -72,7 +73,8 @@ def _display_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ci",
         action="store_true",
-        help="show each mean with ± half its 95%% bootstrap interval over samples (csv and json always carry the bounds)",
+        help="show each mean with ± half its 95%% bootstrap interval over samples "
+        "(csv and json always carry the bounds)",
     )
 
 
@@ -117,7 +119,8 @@ def _run_args(parser: argparse.ArgumentParser, model_required: bool = True) -> N
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="adapter setting, repeatable: steps=20, seed=1, max_frames=49, pixel_budget=409600, fps=16, dtype=float32, ...",
+        help="adapter setting, repeatable: steps=20, seed=1, max_frames=49, pixel_budget=409600, fps=16, "
+        "dtype=float32, ...",
     )
 
 
@@ -297,7 +300,8 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     table = agreement_table(args.run)
     if table.empty:
         console.print(
-            f"[red]error[/]: {args.run} needs both samples.jsonl (sparkle-bench score) and judge.jsonl (sparkle-bench judge)"
+            f"[red]error[/]: {args.run} needs both samples.jsonl (sparkle-bench score) "
+            "and judge.jsonl (sparkle-bench judge)"
         )
         return 2
     table.to_csv(args.run / "agreement.csv", index=False, float_format="%.4f")
@@ -393,7 +397,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
             warn(line)
     worse = table[table["regressed"].astype(bool)]
     what = (
-        f"{run.label} vs baseline {baseline.label}, {len(run.samples)} samples: a comparison fails when its mean got worse "
+        f"{run.label} vs baseline {baseline.label}, {len(run.samples)} samples: "
+        f"a comparison fails when its mean got worse "
         f"by more than the tolerance, p < {args.alpha:g} (one-sided paired t-test against the tolerance; "
         f"groups under {MIN_SAMPLES} samples not tested)"
     )
@@ -403,7 +408,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
         overall = table[table["theme"].eq(ALL) & (table["lost"].isna() if "lost" in table else True)]
         show(
             overall[["metric", "n", "baseline", "run", "change", "tolerance", "detectable", "p"]],
-            "every metric over all samples (detectable: the smallest worsening of the mean that fails with this many samples)",
+            "every metric over all samples "
+            "(detectable: the smallest worsening of the mean that fails with this many samples)",
         )
     if worse.empty:
         console.print(f"no regression: {what}", soft_wrap=True)
@@ -589,7 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--common",
         action="store_true",
-        help="recompute every run's means over the samples all the runs scored (runs that cover different samples are warned about)",
+        help="recompute every run's means over the samples all the runs scored "
+        "(runs that cover different samples are warned about)",
     )
     p.add_argument("--csv", type=Path, help="write the merged table here (with <metric>_rank, <metric>_group columns)")
     _rank_by_arg(p)

@@ -7,9 +7,10 @@ Each metric's class declares its tolerance (:attr:`sparkle_bench.metrics.Metric.
 the built-ins, several times what re-encoding and +/-1 grey level of noise move it on real clips
 (``benchmarks/gate_noise.py``); a metric that declares none is reported as untested. Since noise
 leaves a candidate far inside that null, the test needs no correction over comparisons, which on
-5-8 samples would make every change untestable (a paired rank test on 5 samples cannot go below p = 1/32). Groups of fewer than
-``MIN_SAMPLES`` are not tested, only reported. A stochastic model brings a second run of its
-baseline (another seed): tolerances widen to the spread between the two (:func:`seed_tolerances`).
+5-8 samples would make every change untestable (a paired rank test on 5 samples cannot go below
+p = 1/32). Groups of fewer than ``MIN_SAMPLES`` are not tested, only reported. A stochastic model
+brings a second run of its baseline (another seed): tolerances widen to the spread between the two
+(:func:`seed_tolerances`).
 Samples scored in the baseline that failed or went missing in the run fail the gate too, and so do
 samples complete in the baseline that the run scored but flagged (short, other orientation).
 """
@@ -143,11 +144,13 @@ def check_comparable(run: Scores, baseline: Scores) -> list[str]:
     warnings = []
     if run.checksum != baseline.checksum:
         warnings.append(
-            f"bench checksum {run.checksum} differs from the baseline's {baseline.checksum} (another copy or version of the bench?)"
+            f"bench checksum {run.checksum} differs from the baseline's {baseline.checksum} "
+            "(another copy or version of the bench?)"
         )
     if run.judge != baseline.judge:
         warnings.append(
-            f"judge columns not compared: the run was judged by {run.judge or 'no judge'}, the baseline by {baseline.judge or 'no judge'}"
+            f"judge columns not compared: the run was judged by {run.judge or 'no judge'}, "
+            f"the baseline by {baseline.judge or 'no judge'}"
         )
     return warnings
 

@@ -28,9 +28,10 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     that is exactly the source's centre crop (rows 8-712) re-encoded losslessly."""
     root = tmp_path_factory.mktemp("align")
     rng = np.random.default_rng(3)
-    grey = lambda shape, block: np.repeat(np.repeat(rng.integers(40, 216, shape, dtype=np.uint8), block, 0), block, 1)[
-        ..., None
-    ]
+
+    def grey(shape: tuple[int, int], block: int) -> np.ndarray:
+        return np.repeat(np.repeat(rng.integers(40, 216, shape, dtype=np.uint8), block, 0), block, 1)[..., None]
+
     background = np.repeat(grey((90, 160), 8), 3, axis=2)  # grey: the RGB -> YUV 4:2:0 round trip is (nearly) exact
     texture = np.repeat(grey((40, 70), 4), 3, axis=2)
     frames = np.stack([np.roll(background, 4 * t, axis=1) for t in range(FRAMES)])

@@ -165,7 +165,8 @@ def test_columns_and_markdown(demo, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert (
         lines[0]
-        == "| bench | model | source | theme | n_total | n_scored | n_failed | n_missing | n_short | n_orientation | fg_psnr |"
+        == "| bench | model | source | theme | n_total | n_scored | n_failed | n_missing | n_short | n_orientation "
+        "| fg_psnr |"
     )
     assert (
         lines[-1] == "| demo | identity | measured | MACRO | 12 | 9 | 1 | 2 | 0 | 0 | 31.8* |"

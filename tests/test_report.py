@@ -137,7 +137,8 @@ def test_report_in_headless_chromium(report, tmp_path):
         )  # sorted apart, never mixed
         loads = browser.run("""Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {
             const timer = setTimeout(() => done('timeout ' + v.src), 20000);
-            v.addEventListener('loadeddata', () => { clearTimeout(timer); done(v.videoWidth > 0 ? 'ok' : 'empty ' + v.src); });
+            v.addEventListener('loadeddata', () => {
+                clearTimeout(timer); done(v.videoWidth > 0 ? 'ok' : 'empty ' + v.src); });
             v.addEventListener('error', () => { clearTimeout(timer); done('error ' + v.src); });
             v.preload = 'auto'; v.load(); })))""")
         assert loads == ["ok"] * 10
@@ -146,8 +147,10 @@ def test_report_in_headless_chromium(report, tmp_path):
 
         def visible(theme: str = "", model: str = "", failure: str = "") -> list[str]:
             return browser.run(f"""(() => {{
-                for (const [id, value] of [['f-theme', {theme!r}], ['f-model', {model!r}], ['f-failure', {failure!r}]]) {{
-                    const select = document.getElementById(id); select.value = value; select.dispatchEvent(new Event('change')); }}
+                for (const [id, value] of [['f-theme', {theme!r}], ['f-model', {model!r}],
+                                           ['f-failure', {failure!r}]]) {{
+                    const select = document.getElementById(id); select.value = value;
+                    select.dispatchEvent(new Event('change')); }}
                 return [...document.querySelectorAll('article.sample')].filter(a => !a.hidden).map(a => a.id); }})()""")
 
         assert visible(theme="time") == ["s-Demo_time_000"]
@@ -214,12 +217,14 @@ def test_report_layout_posters_anchor_and_counts_in_chromium(report, tmp_path):
     try:
         browser.open((site / "index.html").as_uri())
         rows = browser.run("""[...document.querySelectorAll('article.sample')].map(a =>
-            new Set([...a.querySelectorAll('.videos > figure')].map(f => Math.round(f.getBoundingClientRect().top))).size)""")
+            new Set([...a.querySelectorAll('.videos > figure')]
+                .map(f => Math.round(f.getBoundingClientRect().top))).size)""")
         assert rows == [1, 1, 1, 1]
         assert browser.run("document.querySelectorAll('#s-Demo_time_000 .videos > figure').length") == 5
         overflow = browser.run("""[...document.querySelectorAll('.placeholder')].map(p => {
             const box = p.getBoundingClientRect(), column = p.closest('figure').getBoundingClientRect();
-            return p.scrollWidth <= p.clientWidth + 1 && box.left >= column.left - 1 && box.right <= column.right + 1; })""")
+            return p.scrollWidth <= p.clientWidth + 1
+                && box.left >= column.left - 1 && box.right <= column.right + 1; })""")
         assert overflow and all(overflow)
         posters = browser.run("""Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {
             if (!v.poster) return done('no poster ' + v.src);
@@ -228,7 +233,8 @@ def test_report_layout_posters_anchor_and_counts_in_chromium(report, tmp_path):
         assert posters == ["ok"] * len(posters) and len(posters) == 4 + 2 * (4 + 2)
         browser.run("document.querySelector('#s-Demo_location_000').scrollIntoView()")
         browser.run("new Promise(done => setTimeout(done, 300))")
-        box = browser.run("""(() => { const r = document.querySelector('#s-Demo_location_000 figure.source video').getBoundingClientRect();
+        box = browser.run("""(() => {
+            const r = document.querySelector('#s-Demo_location_000 figure.source video').getBoundingClientRect();
             return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()""")
         assert browser.run("[...document.querySelectorAll('video')].every(v => v.paused && v.currentTime === 0)")
         shot = browser.page(

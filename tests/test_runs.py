@@ -32,7 +32,10 @@ def test_demo_table_separates_no_edit_frozen_and_living(demo_root, tmp_path):
 
 
 def test_ls_models_imports_no_torch():
-    code = "import sys; from sparkle_bench.cli import main; main(['ls', 'models']); main(['ls', 'metrics']); assert 'torch' not in sys.modules"
+    code = (
+        "import sys; from sparkle_bench.cli import main; main(['ls', 'models']); main(['ls', 'metrics']); "
+        "assert 'torch' not in sys.modules"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "precomputed" in out.stdout and "bg_dynamics" in out.stdout
@@ -116,6 +119,6 @@ def test_sigkill_midway_then_resume_matches_uninterrupted(messy_outputs, tmp_pat
     assert 4 <= done_before < 12, "the kill must land mid-run"
     assert main(["eval", *args, "--run-name", "killed"]) == 0
     lines = records.read_text().splitlines()
-    assert len({__import__("json").loads(l)["id"] for l in lines}) == 12
+    assert len({__import__("json").loads(line)["id"] for line in lines}) == 12
     assert len(lines) == 12  # nothing scored twice
     assert (tmp_path / "runs/killed/summary.csv").read_text() == (tmp_path / "runs/clean/summary.csv").read_text()

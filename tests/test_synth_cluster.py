@@ -1,7 +1,8 @@
 """Synthesis on a real Ray cluster: ``ray start --head`` on this machine (2 CPUs, token auth on, its
-own temp dir and HOME, no dashboard, listening on loopback only), the tiny five-stage pipeline run through it by a driver that
-joins with ``--address HOST:PORT``, SIGKILLed mid-run (no worker of its job survives), then resumed
-to the end deciding nothing twice; and a driver with a local Ray, SIGKILLed, leaving no Ray process."""
+own temp dir and HOME, no dashboard, listening on loopback only), the tiny five-stage pipeline run
+through it by a driver that joins with ``--address HOST:PORT``, SIGKILLed mid-run (no worker of its
+job survives), then resumed to the end deciding nothing twice; and a driver with a local Ray,
+SIGKILLed, leaving no Ray process."""
 
 from __future__ import annotations
 

@@ -288,7 +288,10 @@ def test_answers_are_read_strictly():
         sentence('Instruction: "Replace the background with a snowy street."\n\nNotes: none')
         == "Replace the background with a snowy street."
     )
-    answer = '```json\n[{"bbox_2d": [100, 50, 600, 900], "label": "woman in coat"}, {"bbox_2d": [1, 2, 3], "label": "bad"}]\n```'
+    answer = (
+        '```json\n[{"bbox_2d": [100, 50, 600, 900], "label": "woman in coat"}, '
+        '{"bbox_2d": [1, 2, 3], "label": "bad"}]\n```'
+    )
     assert grounded_objects(answer, "relative", (0, 0)) == [{"bbox_2d": [100, 50, 600, 900], "label": "woman in coat"}]
     assert grounded_objects('[{"bbox_2d": [28, 14, 140, 280], "label": "dog"}]', "absolute", (280, 280)) == [
         {"bbox_2d": [100, 50, 500, 1000], "label": "dog"}
@@ -309,7 +312,7 @@ def test_answers_are_read_strictly():
         '[{"bbox_2d": [1, 1, 9, 9], "label": "person"}, {"bbox_2d": [], "label": "cap"}]', labels, "relative", (0, 0)
     )
     assert [o["bbox_2d"] for o in by_position] == [[1, 1, 9, 9], []]
-    assert relocated("no idea", labels, "relative", (0, 0)) == [{"bbox_2d": [], "label": l} for l in labels]
+    assert relocated("no idea", labels, "relative", (0, 0)) == [{"bbox_2d": [], "label": label} for label in labels]
     assert to_pixels([447, 27, 765, 998], 1280, 720) == (572, 19, 979, 718)
     assert to_pixels([900, 0, 100, 1000], 100, 50) == (10, 0, 90, 49)
 
@@ -320,7 +323,8 @@ def test_config_digests_versions_and_roles(tmp_path):
     digests = stage_digests(load_config(base))
     tweaked = tmp_path / "b.toml"
     tweaked.write_text(
-        '[corpus]\npath = "clips"\n[thresholds.stage5]\nmin_o_score = 7.5\n[ray]\nnum_cpus = 3\n[stage4]\nconcurrency = 9\n'
+        '[corpus]\npath = "clips"\n[thresholds.stage5]\nmin_o_score = 7.5\n'
+        "[ray]\nnum_cpus = 3\n[stage4]\nconcurrency = 9\n"
     )
     cfg = load_config(tweaked)
     assert cfg.thresholds["version"].startswith("thresholds-v2+") and cfg.thresholds["stage5"]["min_o_score"] == 7.5
@@ -344,7 +348,8 @@ def test_config_digests_versions_and_roles(tmp_path):
     ]  # cumulative from stage 2
     role = tmp_path / "d.toml"
     role.write_text(
-        '[corpus]\npath = "clips"\n[models.endpoint]\nbackend = "openai"\nmodel = "served"\n[stage3]\nvlm = "endpoint"\n'
+        '[corpus]\npath = "clips"\n[models.endpoint]\nbackend = "openai"\nmodel = "served"\n'
+        '[stage3]\nvlm = "endpoint"\n'
     )
     cfg = load_config(role)
     assert (

@@ -31,7 +31,8 @@ from sparkle_bench.train.model import Start, batch_loss, prepare_training
 torch.set_num_threads(1)
 config = TrainConfig(weights="fp32", mixed_precision="no", num_frames=9, pixel_budget=256 * 448, qwen_lora_rank=4,
                      gradient_checkpointing=False, grad_accum=1, cache_dir="latents")
-model = tiny_kiwi_model(Path(tempfile.mkdtemp()), num_attention_heads=8, attention_head_dim=64, ffn_dim=2048, num_layers=4)
+model = tiny_kiwi_model(Path(tempfile.mkdtemp()), num_attention_heads=8, attention_head_dim=64, ffn_dim=2048,
+                        num_layers=4)
 training = prepare_training(config, model, Start(qwen_lora=None))
 rng = np.random.default_rng(0)
 frames = rng.integers(0, 255, (9, 256, 448, 3), dtype=np.uint8)

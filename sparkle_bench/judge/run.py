@@ -318,7 +318,8 @@ def estimate_run(
 
 def report(counts: JudgeCounts) -> None:
     console.print(
-        f"judge: {counts.judged} judged, {counts.failed} failed, {counts.missing} missing, {counts.reused} already judged; "
+        f"judge: {counts.judged} judged, {counts.failed} failed, {counts.missing} missing, "
+        f"{counts.reused} already judged; "
         f"{counts.requests} requests sent, {counts.cached_answers} answers from the cache"
     )
     if counts.stopped:

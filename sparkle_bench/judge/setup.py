@@ -35,15 +35,18 @@ def add_judge_args(parser: argparse.ArgumentParser, backend: str | None = "opena
     g.add_argument(
         "--judge-model",
         default=os.environ.get("SPARKLE_JUDGE_MODEL"),
-        help="model name at the endpoint, or a local hub id / folder ($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)",
+        help="model name at the endpoint, or a local hub id / folder "
+        "($SPARKLE_JUDGE_MODEL; default gemini-2.5-pro / Qwen2.5-VL-7B-Instruct)",
     )
     g.add_argument(
         "--base-url",
-        help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 ($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)",
+        help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 "
+        "($SPARKLE_JUDGE_BASE_URL, $OPENAI_BASE_URL; default Google's Gemini endpoint)",
     )
     g.add_argument(
         "--api-key-env",
-        help="environment variable holding the API key (default: SPARKLE_JUDGE_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY)",
+        help="environment variable holding the API key "
+        "(default: SPARKLE_JUDGE_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY)",
     )
     g.add_argument(
         "--api-key", help="the key itself (never written anywhere; prefer the environment: flags show in `ps`)"
@@ -182,8 +185,10 @@ def judge_stage(bench, adapter, run_dir: Path, shard: tuple[int, int], options: 
         e = estimate_run(bench, adapter, outputs, settings, shard)
         console.print(
             f"dry run, {settings.backend.name} judge {settings.backend.model}, rubric {settings.rubric.version}: "
-            f"{e.requests} requests to send ({e.cached} samples already in the cache, {e.missing} without an edited video), "
-            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; up to {options.reasks} re-asks per unreadable answer"
+            f"{e.requests} requests to send ({e.cached} samples already in the cache, "
+            f"{e.missing} without an edited video), "
+            f"~{e.video_bytes / 1e6:.1f} MB of video, ~{e.tokens:,} input tokens; "
+            f"up to {options.reasks} re-asks per unreadable answer"
         )
         return 0
     control = RequestControl(options.max_requests)

@@ -35,7 +35,10 @@ def _clip(model_name: str, pretrained: str | None) -> tuple[Any, Any, Any] | str
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
         return model.eval(), preprocess, open_clip.get_tokenizer(model_name)
     except Exception as exc:  # any loader failure (offline hub, missing package) means "unavailable"
-        return f"open_clip {model_name}/{pretrained} not available locally ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+        return (
+            f"open_clip {model_name}/{pretrained} not available locally "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+        )
 
 
 def _clip_or_unavailable() -> tuple[Any, Any, Any]:

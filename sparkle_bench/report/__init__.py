@@ -131,7 +131,8 @@ def build_report(
     board = ranked.board
     themes = merge_leaderboard(inputs[: len(runs)], "all")
     runs_html = "".join(
-        f"<li><b>{esc(v.label)}</b>: <code>{esc(v.provenance['model'])}</code>, {len(v.provenance['sample_ids'])} samples, "
+        f"<li><b>{esc(v.label)}</b>: <code>{esc(v.provenance['model'])}</code>, "
+        f"{len(v.provenance['sample_ids'])} samples, "
         f"folder <code>{esc(v.folder)}</code>, harness {esc(v.provenance.get('harness_version', '?'))} "
         f"({esc(v.provenance.get('git_hash', '?'))})</li>"
         for v in views
@@ -143,7 +144,8 @@ def build_report(
     coverage = coverage_warning(runs)
     if coverage:
         warn(coverage)
-        meta += f"<br><b>Note</b>: {esc(coverage.replace('--common compares', '`sparkle-bench leaderboard --common` compares'))}."
+        note = coverage.replace("--common compares", "`sparkle-bench leaderboard --common` compares")
+        meta += f"<br><b>Note</b>: {esc(note)}."
     html = page(
         title,
         meta,

@@ -59,7 +59,10 @@ def _value_cell(row: pd.Series, column: str) -> str:
     low, high = (row.get(column + suffix) for suffix in CI_SUFFIXES)
     spread = ""
     if low is not None and high is not None and not pd.isna(low) and not pd.isna(high) and text not in ("n/a", "-"):
-        spread = f'<small class="ci" title="95% bootstrap interval {number(float(low))} to {number(float(high))}"> ±{number((float(high) - float(low)) / 2)}</small>'
+        spread = (
+            f'<small class="ci" title="95% bootstrap interval {number(float(low))} to {number(float(high))}">'
+            f" ±{number((float(high) - float(low)) / 2)}</small>"
+        )
     letters = row.get(column + RANK_SUFFIXES[1])
     if isinstance(letters, str) and text not in ("n/a", "-"):
         tip = f"rank {row.get(column + RANK_SUFFIXES[0])}; runs sharing a letter are not separable"
@@ -112,12 +115,15 @@ def leaderboard(board: pd.DataFrame, table_id: str) -> str:
         for c in cs
     )
     return (
-        f'<div class="scroll"><table class="board sortable" id="{table_id}"><thead><tr>{top}</tr><tr>{"".join(heads)}</tr></thead>'
+        f'<div class="scroll"><table class="board sortable" id="{table_id}">'
+        f"<thead><tr>{top}</tr><tr>{''.join(heads)}</tr></thead>"
         f"{''.join(bodies)}</table></div>"
-        f'<p class="legend">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. ±: half the width of the 95% bootstrap '
+        f'<p class="legend">{legend}. ↑ higher is better, ↓ lower. {esc(MARKS)}. '
+        f"±: half the width of the 95% bootstrap "
         f"interval over samples (hover for its bounds). {esc(RANK_NOTE) + '. ' if ranked else ''}"
         f"Click a header to sort. "
-        f'Published rows (<span class="badge">paper</span>) are the paper\'s numbers as reported: they are sorted on their own '
+        f'Published rows (<span class="badge">paper</span>) are the paper\'s numbers as reported: '
+        f"they are sorted on their own "
         f"and never averaged with measured rows.</p>"
     )
 
@@ -185,8 +191,10 @@ def frozen_rates(runs: list[RunView]) -> str:
         body.append(f"<tr><td>{esc(run.label)}</td>{''.join(cells)}</tr>")
     head = "".join(f"<th>{esc(t)}</th>" for t in themes)
     return (
-        f'<table class="frozen" id="frozen"><thead><tr><th>model</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-        '<p class="legend">Share of scored samples with a frozen background (bg_static = 1), per theme, with (frozen/scored '
+        f'<table class="frozen" id="frozen"><thead><tr><th>model</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+        '<p class="legend">Share of scored samples with a frozen background (bg_static = 1), per theme, '
+        "with (frozen/scored "
         "samples); MACRO = mean of the theme rates, its counts over every theme.</p>"
     )
 
@@ -256,8 +264,10 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
     themes = sorted({s.theme for s in samples})
     filters = (
         '<div class="filters">'
-        f'<label>theme <select id="f-theme"><option value="">all</option>{_options((t, t) for t in themes)}</select></label>'
-        f'<label>model <select id="f-model"><option value="">all</option>{_options((f"m{i}", r.label) for i, r in enumerate(runs))}</select></label>'
+        '<label>theme <select id="f-theme"><option value="">all</option>'
+        f"{_options((t, t) for t in themes)}</select></label>"
+        '<label>model <select id="f-model"><option value="">all</option>'
+        f"{_options((f'm{i}', r.label) for i, r in enumerate(runs))}</select></label>"
         '<label>failure <select id="f-failure"><option value="">any result</option>'
         '<option value="frozen">frozen background</option><option value="failed">failed</option>'
         '<option value="missing">missing</option><option value="short">short (protocol)</option>'
@@ -281,14 +291,16 @@ def gallery(samples: list[Sample], sources: dict[str, tuple[str, str | None]], r
             tags = "".join(f' <span class="tag"{titled.get(t, "")}>{esc(t)}</span>' for t in tokens if t != "ok")
             figures.append(
                 f'<figure class="edit" data-model="m{i}" data-state="{esc(" ".join(tokens))}">{media}'
-                f"<figcaption>{esc(run.label)}{tags}</figcaption>{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>"
+                f"<figcaption>{esc(run.label)}{tags}</figcaption>"
+                f"{_scores(run, sample.id, titles)}{_reasoning(run, sample.id)}</figure>"
             )
         scene = f" · {esc(sample.subtheme)}: {esc(sample.scene)}" if sample.subtheme and sample.scene else ""
         cards.append(
             f'<article class="sample" data-theme="{esc(sample.theme)}" id="s-{esc(sample.id)}">'
             f'<header><b>{esc(sample.theme)}</b><code>{esc(sample.id)}</code><span class="note">{scene}</span>'
             f'<button class="play" type="button">play together</button></header>'
-            f'<p class="prompt">{esc(sample.prompt)}</p><div class="videos" style="--videos: {len(figures)}">{"".join(figures)}</div></article>'
+            f'<p class="prompt">{esc(sample.prompt)}</p>'
+            f'<div class="videos" style="--videos: {len(figures)}">{"".join(figures)}</div></article>'
         )
     return filters + "".join(cards)
 
@@ -298,7 +310,8 @@ def page(title: str, meta: str, sections: list[tuple[str, str, str]]) -> str:
     nav = " · ".join(f'<a href="#{a}">{esc(h)}</a>' for a, h, _ in sections)
     body = "".join(f'<section id="{a}"><h2>{esc(h)}</h2>{html}</section>' for a, h, html in sections)
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{esc(title)}</title><style>{CSS}</style></head><body><h1>{esc(title)}</h1><p class="meta">{meta}</p>'
         f'<nav class="meta">{nav}</nav>{body}<script>{JS}</script></body></html>\n'
     )

@@ -154,7 +154,8 @@ def _check(settings: dict, taxonomy: dict) -> None:
     video = settings["video"]
     if video["width"] % 16 or video["height"] % 16:
         raise ConfigError(
-            f"[video] width and height must be multiples of 16 (the generators' unit), got {video['width']}x{video['height']}"
+            f"[video] width and height must be multiples of 16 (the generators' unit), "
+            f"got {video['width']}x{video['height']}"
         )
     if video["max_frames"] < 5:
         raise ConfigError("[video] max_frames must be at least 5")

@@ -217,7 +217,8 @@ def _plan_corpus(cfg: SynthConfig, layout: Layout, shard: tuple[int, int]) -> tu
         shown = "; ".join(f"{copy} = {first}" for copy, first in sources.new_duplicates[:3])
         more = f" (+{len(sources.new_duplicates) - 3} more)" if len(sources.new_duplicates) > 3 else ""
         warn(
-            f"{len(sources.new_duplicates)} clips are byte-identical copies of earlier ones and are skipped: {shown}{more}"
+            f"{len(sources.new_duplicates)} clips are byte-identical copies of earlier ones "
+            f"and are skipped: {shown}{more}"
         )
     return sources.samples, sources.duplicates
 

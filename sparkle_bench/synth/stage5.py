@@ -1,8 +1,8 @@
 """Stage 5, decoupled guidance and the final video: source edges inside the dilated mask fused with
 the background video's edges outside it (``edited_video_canny``), rendered by a control-conditioned
-video model with the edited first frame (Wan2.2-Fun-A14B-Control by default, or Wan VACE); EditScore on four non-first frames and a mean ``O_score``
-under the threshold rejects (video_score). Accepted samples become training pairs, rejected ones
-bench candidates (see ``publish``)."""
+video model with the edited first frame (Wan2.2-Fun-A14B-Control by default, or Wan VACE); EditScore
+on four non-first frames and a mean ``O_score`` under the threshold rejects (video_score). Accepted
+samples become training pairs, rejected ones bench candidates (see ``publish``)."""
 
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ local loop and in a Ray actor or task.
 
 :func:`apply` is the common part: a record outside the step's stage range, or halted by an
 earlier stage, passes through untouched; anything the stage function raises fails that sample
-only (after ``retries`` more tries in place); the decision is appended to the stage's records when the stage's last step is done or the
-sample is rejected or failed (a failure is printed where it happens), unless another run has started
-on the same output since (a worker left over from a killed run must not decide what the new run is
-deciding).
+only (after ``retries`` more tries in place); the decision is appended to the stage's records when
+the stage's last step is done or the sample is rejected or failed (a failure is printed where it
+happens), unless another run has started on the same output since (a worker left over from a killed
+run must not decide what the new run is deciding).
 """
 
 from __future__ import annotations

@@ -245,7 +245,8 @@ def train(config: TrainConfig) -> int:
                 )
             if main:
                 warn(
-                    f"{resume.name} was written by {progress.processes} process(es), this job has {world}: the weights and "
+                    f"{resume.name} was written by {progress.processes} process(es), this job has {world}: "
+                    f"the weights and "
                     f"optimizer state are resharded, the data continues from each kind's earliest unread pair"
                 )
             progress.starts = restart_points(kinds, progress.starts, progress.positions)
@@ -255,7 +256,8 @@ def train(config: TrainConfig) -> int:
         (out / "config.toml").write_text(to_toml(config))
         console.print(
             f"training: {world} process(es), engine {config.engine}; a step = {config.grad_accum} micro-steps x "
-            f"{config.batch_size} sample(s) x {world} process(es) = {config.grad_accum * config.batch_size * world} samples"
+            f"{config.batch_size} sample(s) x {world} process(es) = "
+            f"{config.grad_accum * config.batch_size * world} samples"
         )
 
     model, start, bases = start_model(config, weights_dtype(config))
@@ -417,7 +419,8 @@ def train(config: TrainConfig) -> int:
     accelerator.end_training()
     if main:
         console.print(
-            f"training done: {progress.step} steps, {len(progress.skipped)} pairs skipped; checkpoints in {out / CHECKPOINTS}"
+            f"training done: {progress.step} steps, {len(progress.skipped)} pairs skipped; "
+            f"checkpoints in {out / CHECKPOINTS}"
         )
     return 0
 

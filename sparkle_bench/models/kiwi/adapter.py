@@ -73,7 +73,8 @@ class KiwiEdit(ModelAdapter):
         for key, allowed in (("tiling", TILINGS), ("rounding", ROUNDINGS)):
             if getattr(settings, key) not in allowed:
                 raise AdapterError(
-                    f"model {self.name!r}: option {key}={getattr(settings, key)!r}: expected one of {', '.join(allowed)}"
+                    f"model {self.name!r}: option {key}={getattr(settings, key)!r}: "
+                    f"expected one of {', '.join(allowed)}"
                 )
         self.settings = settings
 

@@ -92,7 +92,8 @@ class MemoryPlan:
         ]
         for part in self.weights:
             rows.append(
-                f"  {part:<9} weights {self.weights[part] / GIB:6.2f} GiB   peak activations ~{self.activations[part] / GIB:5.2f} GiB"
+                f"  {part:<9} weights {self.weights[part] / GIB:6.2f} GiB   "
+                f"peak activations ~{self.activations[part] / GIB:5.2f} GiB"
             )
         rows.append(
             f"  GPU needed: ~{self.resident / GIB:.1f} GiB resident, ~{self.offloaded / GIB:.1f} GiB with --offload "
