@@ -170,6 +170,7 @@ def test_built_ins_are_found_from_their_files_and_typos_get_hints():
             "fg_lpips",
             "bg_change",
             "bg_dynamics",
+            "bg_camera",
             "bg_static",
             "bg_flicker",
             "clip_text",
@@ -181,6 +182,10 @@ def test_built_ins_are_found_from_their_files_and_typos_get_hints():
         "clip_text",
         "clip_consistency",
     ]
-    assert all(METRICS.load(n).tolerance > 0 and METRICS.load(n).header for n in builtin)
+    assert all(METRICS.load(n).header for n in builtin)
+    # every metric with a direction is gated; bg_camera is informational (no direction, never gated)
+    gated = [n for n in builtin if METRICS.load(n).higher_is_better is not None]
+    assert gated == [n for n in builtin if n != "bg_camera"] and all(METRICS.load(n).tolerance > 0 for n in gated)
+    assert METRICS.load("bg_camera").tolerance is None
     with pytest.raises(UnknownNameError, match="Did you mean 'fg_psnr'"):
         METRICS.target("fg_psnn")

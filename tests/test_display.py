@@ -195,16 +195,16 @@ def test_missing_masks_are_loud_and_fail_strict(demo_root, tmp_path, capsys, mon
     assert main(args) == 0
     captured = capsys.readouterr()
     assert captured.err.rstrip().splitlines()[-1] == (
-        "warning: fg_psnr, fg_ssim, fg_motion, bg_change, bg_dynamics, bg_static, bg_flicker: no foreground mask "
-        "for 3/3 samples: run `sparkle-bench masks` or pass --masks DIR"
+        "warning: fg_psnr, fg_ssim, fg_motion, bg_change, bg_dynamics, bg_camera, bg_static, bg_flicker: no foreground "
+        "mask for 3/3 samples: run `sparkle-bench masks` or pass --masks DIR"
     )
     macro = next(line for line in captured.out.splitlines() if line.startswith("MACRO") and "n/a" in line)
-    assert macro.split()[1:] == ["n/a"] * 7  # marked, not blank
+    assert macro.split()[1:] == ["n/a"] * 8  # marked, not blank
     assert "n/a: unavailable" in captured.out
     summary = pd.read_csv(tmp_path / "runs/sparkle-identity/summary.csv").set_index("theme")
     assert (
         summary.loc["MACRO", "unavailable"]
-        == "bg_change:3;bg_dynamics:3;bg_flicker:3;bg_static:3;fg_motion:3;fg_psnr:3;fg_ssim:3"
+        == "bg_camera:3;bg_change:3;bg_dynamics:3;bg_flicker:3;bg_static:3;fg_motion:3;fg_psnr:3;fg_ssim:3"
     )
     assert main(["table", str(tmp_path / "runs/sparkle-identity"), "--strict"]) == 3
 
@@ -228,8 +228,8 @@ def test_real_clips_without_masks_say_why_then_score_with_masks(real_dir, tmp_pa
     assert main([*args, "--run-name", "no-masks"]) == 3
     err = capsys.readouterr().err
     assert (
-        "fg_psnr, fg_ssim, fg_motion, bg_change, bg_dynamics, bg_static, bg_flicker: no foreground mask for 2/2 samples"
-        in err
+        "fg_psnr, fg_ssim, fg_motion, bg_change, bg_dynamics, bg_camera, bg_static, bg_flicker: no foreground mask for "
+        "2/2 samples" in err
     )
     assert main([*args, "--run-name", "masks", "--masks", str(real_dir / "masks"), "--label", "sparkle-reference"]) == 0
     out = capsys.readouterr().out
