@@ -243,9 +243,8 @@ def _read_pyav(path: Path, size: tuple[int, int] | None, indices: Sequence[int] 
 # other pixels. Its SSE2 code computes the same results (x264's asm is bit-exact across instruction
 # sets) without that read: capped there on x86-64, where every CPU has SSE2 (~30% slower encoding).
 X264_REPRODUCIBLE = {"x264-params": "asm=MMX2,SSE,SSE2"} if platform.machine().lower() in ("x86_64", "amd64") else {}
-OFFICIAL_CRF = (
-    25  # the official scripts' save_video(quality=5): imageio-ffmpeg maps quality q to crf int((1 - q/10) * 51)
-)
+# the official scripts' save_video(quality=5): imageio-ffmpeg maps quality q to crf int((1 - q/10) * 51)
+OFFICIAL_CRF = 25
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float, crf: int = 17) -> None:

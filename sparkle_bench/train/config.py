@@ -28,9 +28,8 @@ class TrainConfig:
     # model: where training starts (a Kiwi-Edit stage checkpoint or Kiwi-Sparkle, any format the Kiwi loader reads);
     # a DiffSynth checkpoint's own Qwen LoRA is continued (upstream's --checkpoint), a folder gets a fresh one
     start: str = STAGE2
-    base: str | None = (
-        None  # a DiffSynth start's Wan2.2-TI2V-5B diffusers base (default: its kiwi.json, else the release)
-    )
+    # a DiffSynth start's Wan2.2-TI2V-5B diffusers base (default: its kiwi.json, else the release)
+    base: str | None = None
     mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
     # data: the Sparkle training layout, prompts/{theme}_train.csv under each root
     roots: list[str] = field(default_factory=lambda: ["data/Sparkle"])
@@ -39,9 +38,8 @@ class TrainConfig:
     pixel_budget: int = PIXEL_BUDGET
     multiple: int = SIDE_MULTIPLE
     length_mismatch: str = "truncate"  # source/target of different lengths: "truncate" to the shorter, or "skip"
-    resize: str = (
-        "resize-crop"  # upstream: bilinear resize to cover, then centre crop; "crop-resize": the eval protocol's
-    )
+    # upstream: bilinear resize to cover, then centre crop; "crop-resize": the eval protocol's
+    resize: str = "resize-crop"
     qwen_max_pixels: int = 0  # Qwen's per-frame pixel cap; 0: unset, as upstream training (262144: our inference's)
     workers: int = 4  # decoding processes
     cache_dir: str = ""  # VAE latents (and frozen-encoder contexts) cached here, keyed by file hash and settings
@@ -65,9 +63,8 @@ class TrainConfig:
     warmup_steps: int = 10  # "warmup" only: optimizer steps of linear warm-up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0  # upstream: DeepSpeed's "auto" clipping as accelerate fills it; 0: none
-    weights: str = (
-        "bf16"  # upstream: bf16 weights (trainable ones keep fp32 masters), timestep cast to bf16 first; or "fp32"
-    )
+    # upstream: bf16 weights (trainable ones keep fp32 masters), timestep cast to bf16 first; or "fp32"
+    weights: str = "bf16"
     mixed_precision: str = "bf16"  # "bf16", "fp16" or "no" (CPU runs with fp32 weights use "no")
     gradient_checkpointing: bool = True
     min_timestep: float = 0.0  # timestep boundaries, as fractions of the 1000 training steps

@@ -36,14 +36,12 @@ class KiwiSettings:
     device: str | None = None
     offload: bool = False
     tiling: str = "diffsynth"  # VAE tiles of 30x52 latents at stride 15x26 as the official script; "diffusers", "off"
-    rounding: str = (
-        "diffsynth"  # bf16 arithmetic where DiffSynth has it (pixel scaling, tile blending, LoRA merge); "float32"
-    )
+    # bf16 arithmetic where DiffSynth has it (pixel scaling, tile blending, LoRA merge); "float32"
+    rounding: str = "diffsynth"
     crf: int = OFFICIAL_CRF  # the official mp4 quality (imageio quality=5); lower keeps more
     reference: bool = False  # condition on the bench's ref_images/
-    base: str | None = (
-        None  # DiffSynth checkpoints: the Wan2.2-TI2V-5B diffusers base (default: kiwi.json, else the release)
-    )
+    # DiffSynth checkpoints: the Wan2.2-TI2V-5B diffusers base (default: kiwi.json, else the release)
+    base: str | None = None
     mllm: str | None = None  # ... and Qwen2.5-VL-3B-Instruct
     lora_alpha: float = 1.0
 

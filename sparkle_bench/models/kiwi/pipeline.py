@@ -32,9 +32,8 @@ class KiwiModel(nn.Module):
         super().__init__()
         self.encoder, self.denoiser, self.vae = encoder, denoiser, vae
         self.sigma_min, self.has_reference = sigma_min, has_reference
-        self.diffsynth_pixels = (
-            False  # pixels to [-1, 1] as x * 2/255 - 1 (DiffSynth), else x / 127.5 - 1 (the folders' pipeline)
-        )
+        # pixels to [-1, 1] as x * 2/255 - 1 (DiffSynth), else x / 127.5 - 1 (the folders' pipeline)
+        self.diffsynth_pixels = False
         mean, std = torch.tensor(vae.config.latents_mean), torch.tensor(vae.config.latents_std)
         self.register_buffer("latent_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("latent_scale", (1.0 / std).view(1, -1, 1, 1, 1), persistent=False)
